@@ -1,0 +1,1 @@
+"""asynctasq: an async-first background task queue for Python."""

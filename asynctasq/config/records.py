@@ -1,0 +1,317 @@
+"""The configuration records: one frozen record per group, and ``Config`` that nests them.
+
+Every field, type, default and choice comes from the user's document
+(``seed/configuration.md``) or SPEC §2; each is declared once with :func:`setting`.
+Records are frozen: ``attrs.evolve(record, field=value)`` makes a changed copy.
+
+Source: seed/configuration.md, "Configuration Options"; SPEC §2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asynctasq.config.fields import at_least, between, non_empty, positive, record, setting
+
+SEED_DRIVERS = ("redis", "postgres", "mysql", "rabbitmq", "sqs")
+"""The drivers the seed lists, in its order."""
+
+DRIVERS = (*SEED_DRIVERS, "memory")
+"""Every accepted value of ``driver``: the seed's five plus the in-process ``memory`` driver."""
+
+RETRY_STRATEGIES = ("fixed", "exponential")
+
+
+@record
+class RedisConfig:
+    """Redis driver settings (group ``redis``). Context: dispatch and worker.
+
+    Source: seed "Redis Configuration"; ``warmup_connections`` and
+    ``delayed_task_interval`` from SPEC §2.
+    """
+
+    url: str = setting(
+        default="redis://localhost:6379",
+        help="Redis connection URL (redis://, rediss:// or unix://).",
+        url=True,
+        rules=(non_empty(),),
+    )
+    password: str | None = setting(default=None, help="Redis password.", secret=True)
+    db: int = setting(default=0, help="Redis database number (0-15).", rules=(between(0, 15),))
+    max_connections: int = setting(
+        default=100, help="Maximum connections in the Redis pool.", rules=(at_least(1),)
+    )
+    warmup_connections: int = setting(
+        default=0,
+        help="Connections opened when the driver starts, so the first tasks skip the handshake.",
+        rules=(at_least(0),),
+    )
+    delayed_task_interval: float = setting(
+        default=1.0,
+        help="Seconds between checks that promote due delayed tasks and recover expired leases.",
+        context="worker",
+        rules=(positive(),),
+    )
+
+
+@record
+class SQSConfig:
+    """AWS SQS driver settings (group ``sqs``). Context: dispatch and worker.
+
+    ``region_name`` and ``queue_url_prefix`` are required when ``driver`` is ``sqs``.
+    Credentials fall back to boto's default chain when unset.
+
+    Source: seed "SQS Configuration"; the ``ASYNCTASQ_SQS_REGION`` name and the ``region``
+    alias from SPEC §2.
+    """
+
+    region_name: str | None = setting(
+        default=None,
+        help="AWS region name, e.g. us-east-1.",
+        env="ASYNCTASQ_SQS_REGION",
+        aliases=("region",),
+        required_for="sqs",
+    )
+    queue_url_prefix: str | None = setting(
+        default=None,
+        help="Base URL for queues; a queue's URL is this prefix plus its name.",
+        required_for="sqs",
+    )
+    aws_access_key_id: str | None = setting(
+        default=None, help="AWS access key (boto3's default chain when unset).", secret=True
+    )
+    aws_secret_access_key: str | None = setting(
+        default=None, help="AWS secret key (boto3's default chain when unset).", secret=True
+    )
+    endpoint_url: str | None = setting(
+        default=None, help="Custom endpoint URL (LocalStack, moto, testing).", url=True
+    )
+
+
+@record
+class PostgresConfig:
+    """PostgreSQL driver settings (group ``postgres``). Context: dispatch and worker.
+
+    ``dsn`` is required when ``driver`` is ``postgres``.
+
+    Source: seed "PostgreSQL Configuration"; ``warmup_connections`` from SPEC §2.
+    """
+
+    dsn: str | None = setting(
+        default=None,
+        help="PostgreSQL connection DSN (percent-encode special characters in the password).",
+        url=True,
+        required_for="postgres",
+    )
+    queue_table: str = setting(default="task_queue", help="Queue table name.", rules=(non_empty(),))
+    dead_letter_table: str = setting(
+        default="dead_letter_queue", help="Dead-letter table name.", rules=(non_empty(),)
+    )
+    min_pool_size: int = setting(
+        default=10, help="Minimum connection pool size.", rules=(at_least(1),)
+    )
+    max_pool_size: int = setting(
+        default=10, help="Maximum connection pool size.", rules=(at_least(1),)
+    )
+    warmup_connections: int = setting(
+        default=0, help="Connections opened when the driver starts.", rules=(at_least(0),)
+    )
+
+
+@record
+class MySQLConfig:
+    """MySQL driver settings (group ``mysql``). Context: dispatch and worker.
+
+    Source: seed "MySQL Configuration"; ``warmup_connections`` from SPEC §2.
+    """
+
+    dsn: str = setting(
+        default="mysql://test:test@localhost:3306/test_db",
+        help="MySQL connection DSN (percent-encode special characters in the password).",
+        url=True,
+        rules=(non_empty(),),
+    )
+    queue_table: str = setting(default="task_queue", help="Queue table name.", rules=(non_empty(),))
+    dead_letter_table: str = setting(
+        default="dead_letter_queue", help="Dead-letter table name.", rules=(non_empty(),)
+    )
+    min_pool_size: int = setting(
+        default=10, help="Minimum connection pool size.", rules=(at_least(1),)
+    )
+    max_pool_size: int = setting(
+        default=10, help="Maximum connection pool size.", rules=(at_least(1),)
+    )
+    warmup_connections: int = setting(
+        default=0, help="Connections opened when the driver starts.", rules=(at_least(0),)
+    )
+
+
+@record
+class RabbitMQConfig:
+    """RabbitMQ driver settings (group ``rabbitmq``). Context: dispatch and worker.
+
+    Source: seed "RabbitMQ Configuration"; ``delayed_task_interval`` from SPEC §2.
+    """
+
+    url: str = setting(
+        default="amqp://guest:guest@localhost:5672/",
+        help="RabbitMQ connection URL.",
+        url=True,
+        rules=(non_empty(),),
+    )
+    exchange_name: str = setting(
+        default="asynctasq", help="RabbitMQ exchange name.", rules=(non_empty(),)
+    )
+    prefetch_count: int = setting(default=1, help="Consumer prefetch count.", rules=(at_least(1),))
+    delayed_task_interval: float = setting(
+        default=1.0,
+        help="Seconds between checks that release due delayed tasks.",
+        context="worker",
+        rules=(positive(),),
+    )
+
+
+@record
+class EventsConfig:
+    """Event emission settings (group ``events``). Context: dispatch and worker.
+
+    Source: seed "Events Configuration"; ``enable_all`` from SPEC §2.
+    """
+
+    redis_url: str | None = setting(
+        default=None, help="Redis URL for event pub/sub (None uses redis.url).", url=True
+    )
+    channel: str = setting(
+        default="asynctasq:events",
+        help="Redis Pub/Sub channel name for events.",
+        rules=(non_empty(),),
+    )
+    enable_event_emitter_redis: bool = setting(
+        default=False, help="Enable the Redis Pub/Sub event emitter for monitoring."
+    )
+    enable_all: bool = setting(default=False, help="Enable every optional event emitter.")
+
+
+@record
+class TaskDefaultsConfig:
+    """Defaults for every task (group ``task_defaults``). Context: dispatch and worker.
+
+    ``timeout``, ``visibility_timeout``, ``correlation_id`` and ``driver`` are per-task
+    only (seed "Task Defaults Configuration").
+
+    Source: seed "Task Defaults Configuration".
+    """
+
+    queue: str = setting(default="default", help="Default queue name for tasks.", rules=(non_empty(),))
+    max_attempts: int = setting(
+        default=3,
+        help="Default maximum attempts, the first execution included.",
+        rules=(at_least(1),),
+    )
+    retry_strategy: str = setting(
+        default="exponential", help="Default retry delay strategy.", choices=RETRY_STRATEGIES
+    )
+    retry_delay: int = setting(
+        default=60, help="Default base retry delay in seconds.", rules=(at_least(0),)
+    )
+
+
+@record
+class ProcessPoolConfig:
+    """Process pool for CPU-bound tasks (group ``process_pool``). Context: worker only.
+
+    Source: seed "Process Pool Configuration".
+    """
+
+    size: int | None = setting(
+        default=None,
+        help="Number of pool processes (None = CPU count).",
+        context="worker",
+        rules=(at_least(1),),
+    )
+    max_tasks_per_child: int | None = setting(
+        default=None,
+        help="Recycle a pool process after this many tasks (None = never).",
+        context="worker",
+        rules=(at_least(1),),
+    )
+
+
+@record
+class RepositoryConfig:
+    """What happens to completed tasks (group ``repository``). Context: worker only.
+
+    Source: seed "Repository Configuration".
+    """
+
+    keep_completed_tasks: bool = setting(
+        default=False,
+        help="Keep completed tasks for history/audit (not applicable to SQS).",
+        context="worker",
+    )
+
+
+@record
+class Config:
+    """The whole resolved configuration: ``driver``, the groups and the ORM hooks.
+
+    Build one with ``init()`` or ``resolve()``; read the current one with ``Config.get()``.
+
+    Source: seed "Configuration Structure".
+    """
+
+    driver: str = setting(default="redis", help="Queue driver to use.", choices=DRIVERS)
+    redis: RedisConfig = setting(factory=RedisConfig, help="Redis driver settings.")
+    sqs: SQSConfig = setting(factory=SQSConfig, help="AWS SQS driver settings.")
+    postgres: PostgresConfig = setting(factory=PostgresConfig, help="PostgreSQL driver settings.")
+    mysql: MySQLConfig = setting(factory=MySQLConfig, help="MySQL driver settings.")
+    rabbitmq: RabbitMQConfig = setting(factory=RabbitMQConfig, help="RabbitMQ driver settings.")
+    events: EventsConfig = setting(factory=EventsConfig, help="Event emission settings.")
+    task_defaults: TaskDefaultsConfig = setting(
+        factory=TaskDefaultsConfig, help="Defaults for every task."
+    )
+    process_pool: ProcessPoolConfig = setting(
+        factory=ProcessPoolConfig, help="Process pool settings.", context="worker"
+    )
+    repository: RepositoryConfig = setting(
+        factory=RepositoryConfig, help="Completed-task retention.", context="worker"
+    )
+    sqlalchemy_engine: Any = setting(
+        default=None, help="SQLAlchemy engine the worker loads models with and disposes.", env=""
+    )
+    tortoise_orm: dict[str, Any] | None = setting(
+        default=None, help="Tortoise ORM configuration, initialised in workers.", env=""
+    )
+
+    @classmethod
+    def get(cls) -> Config:
+        """Return the current handle's configuration.
+
+        With no current handle (``init()`` not called in this context), return the record
+        resolved from defaults, ``.env`` and the environment; no service is built.
+
+        Raises:
+            ConfigError: the environment or ``.env`` holds an invalid value.
+        """
+        from asynctasq import context
+        from asynctasq.config.resolve import resolve
+
+        handle = context.current()
+        if handle is not None:
+            found: Config = handle.config
+            return found
+        return resolve().config
+
+
+GROUPS: dict[str, type[Any]] = {
+    "redis": RedisConfig,
+    "sqs": SQSConfig,
+    "postgres": PostgresConfig,
+    "mysql": MySQLConfig,
+    "rabbitmq": RabbitMQConfig,
+    "events": EventsConfig,
+    "task_defaults": TaskDefaultsConfig,
+    "process_pool": ProcessPoolConfig,
+    "repository": RepositoryConfig,
+}
+"""Group key -> record class, in the seed's order."""
