@@ -1,17 +1,14 @@
-"""The configuration schema: one :class:`SettingSpec` per leaf setting, walked from the records.
+"""The configuration schema for display: one :class:`SettingSpec` per leaf, grouped in sections.
 
-Everything that lists settings is generated from here, so nothing is written twice by
-hand: environment variable names, CLI flags (``asynctasq.cli.flags``), the
-``.env.example`` template (:func:`env_example_text`), the docs' option tables
-(:func:`markdown_tables`) and ``asynctasq config`` output (:mod:`asynctasq.config.diff`).
+Built on :func:`asynctasq.config.leaves.leaves` (the one walk over the records that also
+names each setting's environment variable and CLI flag), it adds what people read. Every
+list of settings is generated from here, so nothing is written twice by hand: the CLI
+flags (``asynctasq.cli.flags``), the ``.env.example`` template (:func:`env_example_text`),
+the docs' option tables (:func:`markdown_tables`) and ``asynctasq config`` output
+(:mod:`asynctasq.config.diff`).
 
-Naming rules:
-
-* environment variable: ``FieldMeta.env`` when given, else ``ASYNCTASQ_<GROUP>_<FIELD>``
-  (``ASYNCTASQ_<FIELD>`` for a top-level field such as ``driver``); ``env=""`` marks a
-  code-only field (``sqlalchemy_engine``, ``tortoise_orm``) with neither variable nor flag;
-* CLI flag: the variable without ``ASYNCTASQ_``, lower case, ``_`` -> ``-``
-  (``ASYNCTASQ_SQS_REGION`` -> ``--sqs-region``).
+A code-only setting (``env=""``: ``sqlalchemy_engine``, ``tortoise_orm``) has neither an
+environment variable nor a flag.
 
 Source: SPEC §2 (environment names, "Each record field carries metadata"), seed
 "Configuration Structure".
@@ -26,11 +23,9 @@ from typing import Any
 
 import attrs
 
-from asynctasq.config.fields import Context, FieldMeta, settings_of
+from asynctasq.config.fields import Context, settings_of
+from asynctasq.config.leaves import Leaf, leaves
 from asynctasq.config.records import GROUPS, Config
-
-ENV_PREFIX = "ASYNCTASQ_"
-"""Prefix of every environment variable asynctasq reads."""
 
 
 @attrs.frozen
@@ -94,52 +89,29 @@ class Section:
     specs: tuple[SettingSpec, ...]
 
 
-def env_name(group: str | None, name: str, meta: FieldMeta) -> str | None:
-    """Return the environment variable of a setting, or ``None`` when it is code-only.
+def type_text(annotation: Any) -> str:
+    """Return a field annotation as written in the record: ``int``, ``str | None``, ``Any``.
 
-    Args:
-        group: the group key, or ``None`` for a top-level field.
-        name: the field name.
-        meta: the field's metadata (``meta.env`` overrides the derived name; ``""`` = none).
-
-    Returns:
-        e.g. ``"ASYNCTASQ_REDIS_DB"``, ``"ASYNCTASQ_DRIVER"``, ``"ASYNCTASQ_SQS_REGION"``.
-
-    Source: SPEC §2 "Environment names".
-
+    Accepts the annotation string (``from __future__ import annotations``) or the type
+    object ``attrs.resolve_types`` puts in its place.
     """
-    if meta.env is not None:
-        return meta.env or None
-    middle = f"{group}_{name}" if group else name
-    return f"{ENV_PREFIX}{middle.upper()}"
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
 
 
-def flag_name(env: str | None) -> str | None:
-    """Return the CLI flag for an environment variable name (``None`` stays ``None``).
-
-    >>> flag_name("ASYNCTASQ_TASK_DEFAULTS_MAX_ATTEMPTS")
-    '--task-defaults-max-attempts'
-    """
-    if env is None:
-        return None
-    return "--" + env.removeprefix(ENV_PREFIX).lower().replace("_", "-")
-
-
-def _spec(group: str | None, field: attrs.Attribute[Any], meta: FieldMeta) -> SettingSpec:
-    env = env_name(group, field.name, meta)
-    default: Any = field.default
-    factory = getattr(default, "factory", None)  # an attrs.Factory default
-    if callable(factory):
-        default = factory()
-    type_text = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+def _spec(leaf: Leaf) -> SettingSpec:
+    meta = leaf.meta
     return SettingSpec(
-        path=f"{group}.{field.name}" if group else field.name,
-        group=group,
-        name=field.name,
-        type_text=type_text,
-        default=default,
-        env=env,
-        flag=flag_name(env),
+        path=leaf.path,
+        group=leaf.group,
+        name=leaf.name,
+        type_text=type_text(leaf.type),
+        default=leaf.default,
+        env=leaf.env,
+        flag=leaf.flag if leaf.env is not None else None,
         help=meta.help,
         context=meta.context,
         secret=meta.secret,
@@ -156,18 +128,15 @@ def sections() -> tuple[Section, ...]:
     ``driver`` first, then each group of :data:`GROUPS`, then the code-only top-level
     hooks (``sqlalchemy_engine``, ``tortoise_orm``).
     """
-    top: list[SettingSpec] = []
-    code_only: list[SettingSpec] = []
+    specs = [_spec(leaf) for leaf in leaves().values()]
+    top = [spec for spec in specs if spec.group is None and spec.env is not None]
+    code_only = [spec for spec in specs if spec.group is None and spec.env is None]
     groups: list[Section] = []
-    for name, (field, meta) in settings_of(Config).items():
+    for name, (_field, meta) in settings_of(Config).items():
         if name in GROUPS:
-            record_cls = GROUPS[name]
-            specs = tuple(_spec(name, f, m) for f, m in settings_of(record_cls).values())
             title = meta.help.rstrip(".")
-            groups.append(Section(name, title, record_cls.__name__, meta.context, specs))
-            continue
-        spec = _spec(None, field, meta)
-        (top if spec.env is not None else code_only).append(spec)
+            members = tuple(spec for spec in specs if spec.group == name)
+            groups.append(Section(name, title, GROUPS[name].__name__, meta.context, members))
     found = [Section("", "Driver selection", "", "both", tuple(top)), *groups]
     if code_only:
         found.append(Section("code", "Code-only settings", "", "both", tuple(code_only)))
