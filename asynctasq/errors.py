@@ -10,6 +10,9 @@ The tree::
      ├── DriverError          a broker call failed; raised ``from`` the client's own exception
      └── TaskTimeoutError     a task ran past its ``timeout``
 
+    UserWarning
+     └── UnknownSettingWarning  an ``ASYNCTASQ_*`` variable names no setting (it is ignored)
+
 Each class's docstring is its default message. The CLI turns ``ConfigError`` into exit
 code 2 and the others into exit code 1, with one line and no traceback.
 """
@@ -96,3 +99,7 @@ class DriverError(AsyncTasQError):
 
 class TaskTimeoutError(AsyncTasQError):
     """The task ran longer than its timeout."""
+
+
+class UnknownSettingWarning(UserWarning):
+    """An ``ASYNCTASQ_*`` environment or ``.env`` variable names no setting and is ignored."""

@@ -26,7 +26,19 @@ RETRY_STRATEGIES = ("fixed", "exponential")
 class RedisConfig:
     """Redis driver settings (group ``redis``). Context: dispatch and worker.
 
-    Source: seed "Redis Configuration"; ``warmup_connections`` and
+    Which database: the URL may name one in its path (``redis://h:6379/2``, redis and
+    rediss only) and/or its query (``?db=2``, also ``unix:///run/redis.sock?db=2``); ``db``
+    may be set in code, the environment, ``.env`` or a flag. Exactly one rule:
+
+    - only one of them names a database -> that one is used (``db`` then reports it, with
+      the URL's source as its provenance); none -> ``db``'s default, 0;
+    - several name the *same* database -> fine; different ones -> a configuration error
+      (path vs ``?db=``, or URL vs an explicitly set ``db``);
+    - a path other than empty, ``/`` or ``/<digits>`` (``/abc``, ``/1/2``, ``/1.5``,
+      ``//7``) or a non-numeric ``?db=`` is an error, never a silently chosen database;
+    - the database must be between 0 and 15.
+
+    Source: seed "Redis Configuration"; FIELD-CASES C31; ``warmup_connections`` and
     ``delayed_task_interval`` from SPEC §2.
     """
 

@@ -1,0 +1,134 @@
+"""Validation of a structured :class:`Config`: every broken rule becomes one problem.
+
+Per-field rules come from each field's :class:`~asynctasq.config.fields.FieldMeta`
+(``choices`` and ``rules``); the rules that involve more than one field are here:
+
+- ``min_pool_size`` <= ``max_pool_size`` (postgres, mysql);
+- a field with ``required_for=<driver>`` must be set when that driver is selected
+  (postgres ``dsn``; sqs ``region_name`` and ``queue_url_prefix``);
+- URL/DSN settings must have an accepted scheme and parse into user, password and host
+  (FIELD-CASES C29), and a Redis URL's database must be well-formed and agree with an
+  explicitly set ``redis.db`` (FIELD-CASES C31; the rule is documented on ``RedisConfig``).
+
+Values in problems are masked (secrets as ``***``, passwords inside URLs as ``***``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any
+
+from asynctasq.config.leaves import Leaf, leaves, show
+from asynctasq.config.records import Config
+from asynctasq.config.urls import redis_url_db, safe_mask, url_problem
+from asynctasq.errors import ConfigProblem
+
+POOLS = ("postgres", "mysql")
+
+
+def value_at(config: Config, path: str) -> Any:
+    """Return the value at dotted ``path`` (``"redis.db"``) of ``config``."""
+    found: Any = config
+    for part in path.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def _problem(leaf: Leaf, value: Any, provenance: Mapping[str, str], rule: str) -> ConfigProblem:
+    return ConfigProblem(leaf.path, show(leaf, value), provenance.get(leaf.path, "default"), rule)
+
+
+def field_problems(
+    config: Config, provenance: Mapping[str, str], skip: Collection[str] = ()
+) -> Iterator[ConfigProblem]:
+    """Yield a problem for each value outside its field's ``choices`` or failing its ``rules``.
+
+    Args:
+        config: the structured configuration.
+        provenance: ``{path: source text}``.
+        skip: paths not to check (their value failed to convert and is a default stand-in).
+
+    """
+    for path, leaf in leaves().items():
+        value = value_at(config, path)
+        if path in skip or value is None:
+            continue
+        if leaf.meta.choices and value not in leaf.meta.choices:
+            choices = ", ".join(leaf.meta.choices)
+            yield _problem(leaf, value, provenance, f"must be one of: {choices}")
+        for rule in leaf.meta.rules:
+            if not rule.check(value):
+                yield _problem(leaf, value, provenance, rule.text)
+
+
+def _pool_problems(
+    config: Config, provenance: Mapping[str, str], skip: Collection[str]
+) -> Iterator[ConfigProblem]:
+    for group in POOLS:
+        if {f"{group}.min_pool_size", f"{group}.max_pool_size"} & set(skip):
+            continue
+        low = value_at(config, f"{group}.min_pool_size")
+        high = value_at(config, f"{group}.max_pool_size")
+        if low > high:
+            high_source = provenance.get(f"{group}.max_pool_size", "default")
+            rule = f"must not exceed {group}.max_pool_size ({high}, from {high_source})"
+            yield _problem(leaves()[f"{group}.min_pool_size"], low, provenance, rule)
+
+
+def _required_problems(config: Config, provenance: Mapping[str, str]) -> Iterator[ConfigProblem]:
+    for path, leaf in leaves().items():
+        if leaf.meta.required_for == config.driver and value_at(config, path) is None:
+            how = f" (set {leaf.env} or pass it in code)" if leaf.env else ""
+            rule = f"is required when driver is {config.driver!r}{how}"
+            yield ConfigProblem(path, None, provenance.get(path, "default"), rule)
+
+
+def _url_problems(config: Config, provenance: Mapping[str, str]) -> Iterator[ConfigProblem]:
+    for path, leaf in leaves().items():
+        value = value_at(config, path)
+        if not leaf.meta.url or not isinstance(value, str) or not value.strip():
+            continue
+        reason = url_problem(path, value)
+        if reason is not None:
+            source = provenance.get(path, "default")
+            yield ConfigProblem(path, safe_mask(value), source, reason)
+        elif path in ("redis.url", "events.redis_url"):
+            _db, reason = redis_url_db(value)
+            if reason is not None:
+                yield _problem(leaf, value, provenance, reason)
+
+
+def redis_db_conflict(
+    db: int, url_db: int | None, provenance: Mapping[str, str]
+) -> ConfigProblem | None:
+    """Return a problem when the Redis URL and an explicit ``redis.db`` name different dbs.
+
+    Args:
+        db: ``redis.db`` as the sources set it.
+        url_db: the database the URL names, from :func:`~asynctasq.config.urls.redis_url_db`.
+        provenance: ``{path: source text}``; ``redis.db`` is explicit unless ``"default"``.
+
+    """
+    explicit = provenance.get("redis.db", "default") != "default"
+    if url_db is None or not explicit or db == url_db:
+        return None
+    url_source = provenance.get("redis.url", "default")
+    rule = f"conflicts with database {url_db} in redis.url (from {url_source}); set only one"
+    return _problem(leaves()["redis.db"], db, provenance, rule)
+
+
+def cross_problems(
+    config: Config, provenance: Mapping[str, str], skip: Collection[str] = ()
+) -> Iterator[ConfigProblem]:
+    """Yield the problems of rules that involve more than one field, or a URL's structure.
+
+    Args:
+        config: the structured configuration.
+        provenance: ``{path: source text}``.
+        skip: paths whose value failed to convert; rules reading them are not checked.
+
+    """
+    yield from _pool_problems(config, provenance, skip)
+    if "driver" not in skip:
+        yield from _required_problems(config, provenance)
+    yield from (p for p in _url_problems(config, provenance) if p.path not in skip)
