@@ -1,0 +1,333 @@
+"""The handle: a resolved configuration plus the services built from it, and how it becomes current.
+
+``init()`` resolves the configuration, makes a :class:`Handle` current (the one
+``ContextVar`` in :mod:`asynctasq.context`) and returns it. Services (drivers) are built
+on first use and closed by ``await handle.aclose()`` / ``async with``.
+
+``configured()`` makes a new handle current for one block and restores the previous one
+on exit, even on error. Its rule: the block's code overrides are merged over the current
+handle's code overrides (its ``init(...)``/``configured(...)`` arguments), and the result
+is resolved again over the environment and ``.env`` as they are now, so environment
+variables and ``.env`` still apply below code. The block's handle keeps the current
+handle's ``event_emitters`` and ``.env`` path. With no current handle it resolves like
+``init(overrides)``.
+
+Where it is visible: the ContextVar is copied into asyncio tasks created inside the block
+and into ``asyncio.to_thread``; it is not seen by sibling tasks created before the block,
+by plain ``threading.Thread`` targets or by child processes. Two asyncio tasks each in
+their own ``configured()`` block do not see each other's handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import weakref
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from asynctasq import context
+from asynctasq.config import sources
+from asynctasq.config.records import Config
+from asynctasq.config.resolve import explicit_layer, resolve_layers
+from asynctasq.config.sources import Layer, merge
+from asynctasq.errors import ConfigError
+
+if TYPE_CHECKING:
+    from asynctasq.drivers.protocol import Driver
+
+NOT_INITIALISED = "asynctasq is not initialised: call asynctasq.init() first"
+
+
+class _Services:
+    """The services one event loop's code built through a handle, and the lock guarding them."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.drivers: dict[str, Driver] = {}
+
+
+class Handle:
+    """A resolved configuration, the event emitters, and the services built from them.
+
+    Attributes:
+        config: the frozen :class:`~asynctasq.config.records.Config`.
+        provenance: ``{dotted leaf path: source text}`` for every setting.
+        event_emitters: the extra emitters given to ``init()``.
+        tortoise_config: Tortoise ORM configuration (``config.tortoise_orm``), or ``None``.
+
+    Services belong to the event loop that built them: ``driver()`` called under another
+    running loop builds that loop's own driver, and a loop's services are dropped when the
+    loop has closed. ``aclose()`` closes the services of the running loop.
+
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        provenance: Mapping[str, str] | None = None,
+        *,
+        event_emitters: Iterable[Any] = (),
+        explicit: Layer | None = None,
+        env_file: str | os.PathLike[str] | None = ".env",
+    ) -> None:
+        self.config = config
+        self.provenance: Mapping[str, str] = dict(provenance or {})
+        self.event_emitters: tuple[Any, ...] = tuple(event_emitters)
+        self.tortoise_config: dict[str, Any] | None = config.tortoise_orm
+        self._explicit = explicit if explicit is not None else sources.overrides(config)
+        self._env_file = env_file
+        self._services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Services] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"Handle(driver={self.config.driver!r})"
+
+    def _for_running_loop(self) -> _Services:
+        loop = asyncio.get_running_loop()
+        for other in [k for k in self._services if k.is_closed()]:
+            del self._services[other]
+        found = self._services.get(loop)
+        if found is None:
+            found = self._services[loop] = _Services()
+        return found
+
+    async def driver(self, name: str | None = None) -> Driver:
+        """Return the opened driver ``name`` (default ``config.driver``), building it once.
+
+        Concurrent first calls build and open a single driver; later calls return it.
+
+        Args:
+            name: a driver name (``"redis"``, ``"memory"``, ...); ``None`` means
+                ``config.driver``.
+
+        Returns:
+            The opened driver, cached per name for this handle and event loop.
+
+        Raises:
+            ConfigError: the driver is unknown, unavailable or its client is not installed.
+            DriverError: opening the connection failed.
+
+        """
+        key = self.config.driver if name is None else name
+        services = self._for_running_loop()
+        found = services.drivers.get(key)
+        if found is not None:
+            return found
+        async with services.lock:
+            found = services.drivers.get(key)
+            if found is None:
+                from asynctasq import drivers  # layer 3; imports broker clients lazily
+
+                found = drivers.build_driver(self.config, key)
+                await found.open()
+                services.drivers[key] = found
+        return found
+
+    def has_services(self) -> bool:
+        """Return whether any service built through this handle is still open."""
+        return any(s.drivers for loop, s in self._services.items() if not loop.is_closed())
+
+    async def aclose(self) -> None:
+        """Close every service this handle built on the running loop, newest first.
+
+        Every service is closed even when one fails; then the failure is raised (an
+        ``ExceptionGroup`` when several failed). The handle stays usable: a later
+        ``driver()`` builds anew.
+        """
+        services = self._for_running_loop()
+        async with services.lock:
+            built = list(services.drivers.values())
+            services.drivers.clear()
+        failures: list[Exception] = []
+        for driver in reversed(built):
+            try:
+                await driver.close()
+            except Exception as exc:
+                failures.append(exc)
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:
+            raise ExceptionGroup("closing asynctasq services failed", failures)
+
+    async def __aenter__(self) -> Handle:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def init(
+    config: Mapping[str, Any] | Config | None = None,
+    *,
+    event_emitters: Iterable[Any] | None = None,
+    tortoise_config: dict[str, Any] | None = None,
+    env_file: str | os.PathLike[str] | None = ".env",
+) -> Handle:
+    """Resolve the configuration, make a new handle current, and return it.
+
+    Args:
+        config: code settings (highest precedence): a nested mapping, records in it
+            (``{"redis": RedisConfig(db=5)}`` sets exactly the keys passed), or a ``Config``.
+        event_emitters: extra event emitters.
+        tortoise_config: Tortoise ORM configuration; same as ``config={"tortoise_orm": ...}``.
+        env_file: the ``.env`` file (default ``.env`` in the current directory); ``None``
+            reads none; a missing file is fine.
+
+    Returns:
+        The new current :class:`Handle`. A previously current handle is not closed.
+
+    Raises:
+        ConfigError: listing every problem in the configuration.
+
+    Source: seed/configuration.md "init()"; SPEC §1.
+
+    """
+    explicit = explicit_layer(config)
+    if tortoise_config is not None:
+        explicit = merge(explicit, sources.overrides({"tortoise_orm": tortoise_config}))
+    resolved = resolve_layers(explicit, env_file=env_file)
+    handle = Handle(
+        resolved.config,
+        resolved.provenance,
+        event_emitters=event_emitters or (),
+        explicit=explicit,
+        env_file=env_file,
+    )
+    context.make_current(handle)
+    return handle
+
+
+def current_handle() -> Handle:
+    """Return the current handle.
+
+    Raises:
+        ConfigError: no handle is current ("call asynctasq.init() first").
+
+    """
+    handle = context.current()
+    if handle is None:
+        raise ConfigError(NOT_INITIALISED)
+    found: Handle = handle
+    return found
+
+
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _close_without_awaiting(handle: Handle) -> None:
+    """Close ``handle``'s services at the end of a sync ``with`` block.
+
+    With a running loop in this thread the close is scheduled on it; with none, services of
+    loops that are neither running nor closed are closed by running those loops; services
+    of closed loops are already gone.
+    """
+    if not handle.has_services():
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        for idle in [k for k in handle._services if not k.is_closed() and not k.is_running()]:
+            idle.run_until_complete(handle.aclose())
+        return
+    task = loop.create_task(handle.aclose())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
+class Configured:
+    """The context manager :func:`configured` returns; usable with ``with`` and ``async with``.
+
+    Each object is entered once at a time; the handle is resolved when the block is entered.
+    """
+
+    def __init__(self, explicit: Layer) -> None:
+        self._explicit = explicit
+        self._active: tuple[Any, Any, Handle] | None = None
+
+    def _enter(self) -> Handle:
+        if self._active is not None:
+            raise RuntimeError("this configured() block is already active; call configured() again")
+        parent = context.current()
+        base: Layer = Layer()
+        env_file: str | os.PathLike[str] | None = ".env"
+        emitters: tuple[Any, ...] = ()
+        if isinstance(parent, Handle):
+            base, env_file, emitters = parent._explicit, parent._env_file, parent.event_emitters
+        explicit = merge(base, self._explicit)
+        resolved = resolve_layers(explicit, env_file=env_file)
+        handle = Handle(
+            resolved.config,
+            resolved.provenance,
+            event_emitters=emitters,
+            explicit=explicit,
+            env_file=env_file,
+        )
+        self._active = (context.make_current(handle), parent, handle)
+        return handle
+
+    def _leave(self) -> Handle:
+        assert self._active is not None  # noqa: S101 - only called after _enter
+        token, parent, handle = self._active
+        self._active = None
+        try:
+            context.restore(token)
+        except ValueError:  # exited in another context than it was entered in
+            context.make_current(parent)
+        return handle
+
+    def __enter__(self) -> Handle:
+        return self._enter()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _close_without_awaiting(self._leave())
+
+    async def __aenter__(self) -> Handle:
+        return self._enter()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._leave().aclose()
+
+
+def configured(
+    overrides: Mapping[str, Any] | Config | None = None, /, **settings: Any
+) -> Configured:
+    """Return a context manager making a handle with these overrides current inside its block.
+
+    ``with configured({'driver': 'memory'}) as handle:`` or, keyword form,
+    ``async with configured(driver='memory', task_defaults={'max_attempts': 1}):``.
+    Keyword settings are applied over the positional ones. The previous handle is restored
+    on exit, also on error; the block's services are closed on exit (``async with`` awaits
+    it; a sync ``with`` schedules it on the running loop, if any). The overrides are merged
+    over the current handle's code overrides and resolved again over the environment and
+    ``.env`` (the rule in this module's docstring).
+
+    Args:
+        overrides: code settings, as for :func:`init`.
+        **settings: more code settings by top-level key.
+
+    Returns:
+        A :class:`Configured` context manager yielding the new :class:`Handle`.
+
+    Raises:
+        ConfigError: on entering the block, listing every problem.
+
+    """
+    return Configured(merge(sources.overrides(overrides), sources.overrides(settings)))
