@@ -20,6 +20,7 @@ import attrs
 from asynctasq.config.mask import MASK, mask_url
 from asynctasq.config.records import Config
 from asynctasq.config.schema import SettingSpec, settings
+from asynctasq.config.validate import value_at
 
 DEFAULT_SOURCE = "default"
 
@@ -90,14 +91,6 @@ def shown(spec: SettingSpec, value: Any) -> Any:
     if spec.url:
         return mask_url(str(value))
     return _masked_plain(value)
-
-
-def value_at(config: Config, path: str) -> Any:
-    """Return the value at dotted ``path`` in ``config`` (``"redis.db"`` -> ``config.redis.db``)."""
-    found: Any = config
-    for part in path.split("."):
-        found = getattr(found, part)
-    return found
 
 
 def rows(config: Config, provenance: Mapping[str, str]) -> list[Row]:

@@ -220,7 +220,7 @@ def _facts(spec: SettingSpec) -> str:
         parts.append(f"Choices: {', '.join(spec.choices)}.")
     parts.append(f"Default: {default}.")
     if spec.required_for:
-        parts.append(f"Required when ASYNCTASQ_DRIVER={spec.required_for}.")
+        parts.append(f"Required when the driver is {spec.required_for}.")
     if spec.secret:
         parts.append("Secret.")
     return " ".join(parts)

@@ -1,0 +1,109 @@
+"""``python -m asynctasq`` as a user runs it: exit codes and messages (FIELD-CASES C37).
+
+These few run a subprocess (10 s timeout each) to check the real entry point: the exit
+status, that stderr names the flag or variable, and that no traceback is printed. The full
+matrix of bad values runs in-process below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Result, run_module
+
+Cli = Callable[..., Result]
+
+
+def test_done_when_env_driver_and_dotenv_dsn_show_with_sources_and_no_password(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text(
+        "ASYNCTASQ_POSTGRES_DSN=postgresql://app:s3cret@db/app\n", encoding="utf-8"
+    )
+    result = run_module("config", "--diff", env={"ASYNCTASQ_DRIVER": "postgres"}, cwd=tmp_path)
+    assert (result.code, result.err) == (0, "")
+    lines = result.out.splitlines()
+    assert any(
+        line.split()
+        == ["driver", "postgres", "redis", "environment", "variable", "ASYNCTASQ_DRIVER"]
+        for line in lines
+    )
+    assert any(
+        line.split() == ["postgres.dsn", "postgresql://app:***@db/app", "None", ".env", "line", "1"]
+        for line in lines
+    )
+    assert "s3cret" not in result.out + result.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [
+        (("--redis-db", "99"), {}, "flag --redis-db"),
+        (("--driver", "redsi"), {}, "flag --driver"),
+        ((), {"ASYNCTASQ_REDIS_DB": "-1"}, "environment variable ASYNCTASQ_REDIS_DB"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_source_without_traceback(
+    tmp_path: Path, argv: tuple[str, ...], env: dict[str, str], named: str
+) -> None:
+    result = run_module("config", *argv, env=env, cwd=tmp_path)
+    assert (result.code, result.out) == (2, "")
+    assert named in result.err
+    assert "Traceback" not in result.err
+
+
+def test_publish_refusal_exits_2_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / ".env.example").write_text("mine\n", encoding="utf-8")
+    result = run_module("publish", cwd=tmp_path)
+    assert result.code == 2
+    assert "--force" in result.err
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "rule"),
+    [
+        ("--redis-db", "99", "must be between 0 and 15"),
+        ("--redis-db", "-1", "must be between 0 and 15"),
+        ("--redis-db", "abc", "--redis-db"),
+        ("--redis-db", "1.5", "--redis-db"),
+        ("--driver", "redsi", "must be one of: redis, postgres, mysql, rabbitmq, sqs, memory"),
+        ("--task-defaults-max-attempts", "0", "must be at least 1"),
+        ("--task-defaults-retry-delay", "-5", "must be at least 0"),
+        ("--redis-delayed-task-interval", "0", "must be greater than 0"),
+        ("--process-pool-size", "0", "must be at least 1"),
+        ("--events-enable-all", "maybe", "must be a boolean"),
+    ],
+)
+def test_bad_flag_values_exit_2_naming_the_flag(cli: Cli, flag: str, value: str, rule: str) -> None:
+    result = cli("config", flag, value)
+    assert (result.code, result.out) == (2, "")
+    assert f"(from flag {flag})" in result.err
+    assert rule in result.err
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ASYNCTASQ_REDIS_DB", "99"),
+        ("ASYNCTASQ_REDIS_DB", "abc"),
+        ("ASYNCTASQ_DRIVER", "redsi"),
+        ("ASYNCTASQ_TASK_DEFAULTS_MAX_ATTEMPTS", "0"),
+    ],
+)
+def test_bad_environment_values_exit_2_naming_the_variable(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = cli("config")
+    assert result.code == 2
+    assert f"(from environment variable {variable})" in result.err
+
+
+def test_a_required_dsn_missing_for_the_selected_driver_exits_2(cli: Cli) -> None:
+    result = cli("config", "--driver", "postgres")
+    assert result.code == 2
+    assert "postgres.dsn" in result.err
