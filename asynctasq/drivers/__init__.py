@@ -1,1 +1,71 @@
-"""asynctasq.drivers."""
+"""Drivers: one module per broker behind :class:`~asynctasq.drivers.protocol.Driver`.
+
+:func:`build_driver` looks the driver name up in a table of ``"module:function"`` strings
+and imports that module only then, so a broker's client library is needed only when its
+driver is used (the way anyio loads its backends by name).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, cast
+
+from asynctasq.errors import ConfigError
+
+if TYPE_CHECKING:
+    from asynctasq.config.records import Config
+    from asynctasq.drivers.protocol import Driver
+
+BUILDERS: Mapping[str, str] = {
+    "redis": "asynctasq.drivers.redis:build",
+    "memory": "asynctasq.drivers.memory:build",
+}
+"""Driver name -> ``"module:function"``; the function takes the ``Config`` and returns a Driver."""
+
+EXTRAS: Mapping[str, str] = {"redis": "redis"}
+"""Driver name -> the ``pip install asynctasq[extra]`` that provides its client library."""
+
+NOT_YET: tuple[str, ...] = ("postgres", "mysql", "rabbitmq", "sqs")
+"""Drivers the configuration accepts but this version does not provide."""
+
+
+def build_driver(config: Config, name: str | None = None) -> Driver:
+    """Build the driver ``name`` (default ``config.driver``) from its configuration group.
+
+    The driver is not connected yet: call ``await driver.open()`` (the handle does).
+
+    Args:
+        config: the resolved configuration; the driver reads only its own group.
+        name: a driver name such as ``"redis"`` or ``"memory"``; ``None`` means ``config.driver``.
+
+    Returns:
+        A new, unopened driver.
+
+    Raises:
+        ConfigError: the name is unknown, the driver is not available in this version, or its
+            client library is not installed.
+
+    """
+    chosen = config.driver if name is None else name
+    target = BUILDERS.get(chosen)
+    if target is None:
+        if chosen in NOT_YET:
+            raise ConfigError(
+                f"driver {chosen!r} is not available in this version of asynctasq; "
+                f"available drivers: {', '.join(sorted(BUILDERS))}"
+            )
+        raise ConfigError(
+            f"unknown driver {chosen!r}; available drivers: {', '.join(sorted(BUILDERS))}"
+        )
+    module_name, _, function_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = EXTRAS.get(chosen, chosen)
+        raise ConfigError(
+            f"driver {chosen!r} needs a library that is not installed ({exc.name or exc}); "
+            f"install it with: pip install 'asynctasq[{extra}]'"
+        ) from exc
+    build = cast("Callable[[Config], Driver]", getattr(module, function_name))
+    return build(config)

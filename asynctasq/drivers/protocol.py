@@ -29,6 +29,7 @@ class Outgoing:
             broker has one); 0 means at once.
         visibility_timeout_seconds: lease length once delivered; renewed by ``extend``.
         task_id: the task id inside ``body``, for drivers that index or deduplicate by it.
+
     """
 
     queue: str
@@ -49,6 +50,7 @@ class Delivery:
         delivery_count: how many times this body has been delivered, this time included
             (1 on the first delivery; higher after a crashed consumer's lease expired).
         visibility_timeout_seconds: the lease length ``extend`` renews.
+
     """
 
     queue: str
@@ -71,6 +73,7 @@ class DeadLetterEntry:
         error_message: the exception message or the reason, e.g. "unknown task 'x.y'".
         attempts: executions counted for the task.
         failed_at: when it was dead-lettered, epoch seconds (UTC).
+
     """
 
     queue: str

@@ -1,0 +1,488 @@
+"""The Redis driver: redis-py asyncio over lists, sorted sets and Lua scripts (Redis >= 6.2).
+
+Layout and element format: :mod:`asynctasq.drivers.redis_format`. Every move between the
+ready list, the processing set, the delayed set and the dead list is one Lua script
+(:mod:`asynctasq.drivers.redis_scripts`) using the server's clock. Idle consumers block in
+``BLMOVE`` (:mod:`asynctasq.drivers.redis_wakeup`) instead of polling.
+
+Behaviour choices:
+
+* ``release`` lowers the element's delivery count again: the next delivery reports the same
+  ``delivery_count`` as the released one (releasing is not an attempt).
+* Due delayed messages join the back of the ready queue (FIFO by due time); expired leases
+  go back to the front, earliest deadline first (they were taken from the front).
+* Connections: one ``BlockingConnectionPool`` of ``max_connections``; when every connection
+  is busy a call waits up to ``pool_timeout_seconds`` (C35). Blocking waits use a separate
+  pool, one connection per queue being waited on, so they never starve acks.
+* Reconnection: each command is retried on connection errors and timeouts with jittered
+  exponential backoff (``retries`` times, at most ``backoff_cap_seconds`` apart); after that
+  the call raises ``DriverError`` and the next call reconnects from scratch, so a Redis
+  restart never leaves the driver unusable. A retried command may have run already: an
+  enqueue may then be stored twice (at-least-once), a claim's first result is recovered
+  after its visibility timeout.
+* ``max_message_bytes``: Redis' ``proto-max-bulk-len`` (512 MiB by default) minus room for
+  the element header and dead-letter fields; pass a smaller value to bound messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
+
+from asynctasq.config.mask import scrub
+from asynctasq.config.records import Config, RedisConfig
+from asynctasq.drivers import redis_format as form
+from asynctasq.drivers import redis_scripts as lua
+from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
+from asynctasq.drivers.redis_wakeup import ReadyWatch
+from asynctasq.errors import DriverError, MessageTooLargeError
+
+logger = logging.getLogger(__name__)
+
+REDIS_MAX_BULK_BYTES = 512 * 1024 * 1024
+"""Redis' default ``proto-max-bulk-len``: the largest string a command may carry.
+
+Source: redis.conf, "proto-max-bulk-len 512mb"."""
+
+DEFAULT_MAX_MESSAGE_BYTES = REDIS_MAX_BULK_BYTES - 64 * 1024
+MIN_SERVER_VERSION = (6, 2)
+"""``RPOP key count`` and ``BLMOVE`` need Redis 6.2. Source: Redis docs, "RPOP", "BLMOVE"."""
+
+_FAILURES = (RedisError, OSError)
+
+
+def _group(deliveries: Sequence[Delivery]) -> dict[str, list[bytes]]:
+    groups: dict[str, list[bytes]] = {}
+    for delivery in deliveries:
+        groups.setdefault(delivery.queue, []).append(delivery.receipt)
+    return groups
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:2] if part.isdigit())
+
+
+class RedisDriver:
+    """The Redis driver (also a ``DeadLetterStore``). Built by :func:`build`.
+
+    Args:
+        config: the ``redis`` group: url, password, db, max_connections, warmup_connections,
+            delayed_task_interval (becomes ``maintenance_interval_seconds``). A db in the URL
+            (path or ``?db=``) takes precedence over ``config.db``, as in redis-py.
+        pool_timeout_seconds: how long a call waits for a free pooled connection before
+            failing with ``DriverError``; ``None`` waits forever.
+        retries: attempts after the first for a command that hit a connection error.
+        backoff_cap_seconds: the longest pause between those attempts.
+        max_message_bytes: the largest body accepted, or ``None`` for no check.
+        client_name: the name shown by ``CLIENT LIST`` for this driver's connections.
+
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        config: RedisConfig,
+        *,
+        pool_timeout_seconds: float | None = 30.0,
+        retries: int = 5,
+        backoff_cap_seconds: float = 2.0,
+        max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+        client_name: str | None = "asynctasq",
+    ) -> None:
+        self.maintenance_interval_seconds: float | None = config.delayed_task_interval
+        self.max_message_bytes = max_message_bytes
+        self._config = config
+        self._secrets = [config.password or "", urlsplit(config.url).password or ""]
+        common: dict[str, Any] = {
+            "db": config.db,
+            "password": config.password,
+            "client_name": client_name,
+            "retry": Retry(
+                ExponentialWithJitterBackoff(cap=backoff_cap_seconds, base=0.05), retries
+            ),
+        }
+        self._pool = BlockingConnectionPool.from_url(
+            config.url,
+            max_connections=config.max_connections,
+            timeout=pool_timeout_seconds,
+            **common,
+        )
+        self._client = Redis(connection_pool=self._pool)
+        self._watch_pool = ConnectionPool.from_url(config.url, socket_timeout=None, **common)
+        self._watch = ReadyWatch(Redis(connection_pool=self._watch_pool))
+        self._ids = form.ElementIds()
+        script = self._client.register_script
+        self._enqueue_delayed = script(lua.ENQUEUE_DELAYED)
+        self._claim = script(lua.CLAIM)
+        self._retry = script(lua.RETRY)
+        self._dead_letter = script(lua.DEAD_LETTER)
+        self._release = script(lua.RELEASE)
+        self._extend = script(lua.EXTEND)
+        self._maintain = script(lua.MAINTAIN)
+        self._requeue_dead = script(lua.REQUEUE_DEAD)
+        self._purge_dead = script(lua.PURGE_DEAD)
+        self._opened = False
+
+    def _error(self, operation: str, exc: BaseException) -> DriverError:
+        detail = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
+        return DriverError(self.name, operation, detail)
+
+    async def open(self) -> None:
+        """Check the server (reachable, Redis >= 6.2) and open ``warmup_connections``.
+
+        Raises:
+            DriverError: Redis cannot be reached, or is older than 6.2.
+
+        """
+        if self._opened:
+            return
+        try:
+            info = await self._client.info("server")
+            await self._warm_up()
+        except _FAILURES as exc:
+            raise self._error("open", exc) from exc
+        version = str(info.get("redis_version", "0"))
+        if _version(version) < MIN_SERVER_VERSION:
+            raise DriverError(
+                self.name, "open", f"Redis {version} is too old; 6.2 or newer is needed"
+            )
+        self._opened = True
+
+    async def _warm_up(self) -> None:
+        count = min(self._config.warmup_connections, self._config.max_connections)
+        results = await asyncio.gather(
+            *(self._pool.get_connection() for _ in range(count)),  # type: ignore[no-untyped-call]
+            return_exceptions=True,
+        )
+        for result in results:
+            if not isinstance(result, BaseException):
+                await self._pool.release(result)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def close(self) -> None:
+        """Stop pending waits and close every connection (idempotent)."""
+        self._opened = False
+        await self._watch.close()
+        await self._client.aclose()
+        await self._pool.disconnect()
+        await self._watch_pool.disconnect()
+
+    def _element(self, message: Outgoing) -> bytes:
+        limit = self.max_message_bytes
+        if limit is not None and len(message.body) > limit:
+            raise MessageTooLargeError(
+                f"message for queue {message.queue!r} is {len(message.body)} bytes; "
+                f"the Redis driver accepts at most {limit} bytes"
+            )
+        return self._ids.element(message.body, message.visibility_timeout_seconds)
+
+    async def enqueue(self, message: Outgoing) -> None:
+        """Store one message: one ``LPUSH``, or a script scoring it at server time + delay.
+
+        Raises:
+            MessageTooLargeError: the body is larger than ``max_message_bytes``.
+            DriverError: Redis failed.
+
+        """
+        element = self._element(message)
+        try:
+            if message.delay_seconds > 0:
+                delayed: list[bytes | int] = [form.to_ms(message.delay_seconds), element]
+                await self._enqueue_delayed([form.delayed_key(message.queue)], delayed)
+            else:
+                await self._client.lpush(form.ready_key(message.queue), element)
+        except _FAILURES as exc:
+            raise self._error("enqueue", exc) from exc
+
+    async def enqueue_many(self, messages: Sequence[Outgoing]) -> None:
+        """Store many messages in one round trip.
+
+        One ``LPUSH`` per queue, one script per queue for delayed ones, pipelined (not
+        transactional: a failure part-way may leave a part stored).
+
+        Raises:
+            MessageTooLargeError: a body is larger than ``max_message_bytes``.
+            DriverError: Redis failed.
+
+        """
+        ready: dict[str, list[bytes]] = {}
+        delayed: dict[str, list[bytes | int]] = {}
+        for message in messages:
+            element = self._element(message)
+            if message.delay_seconds > 0:
+                pair: list[bytes | int] = [form.to_ms(message.delay_seconds), element]
+                delayed.setdefault(form.delayed_key(message.queue), []).extend(pair)
+            else:
+                ready.setdefault(form.ready_key(message.queue), []).append(element)
+        try:
+            if not delayed and len(ready) == 1:
+                [(key, elements)] = ready.items()
+                await self._client.lpush(key, *elements)
+            elif ready or delayed:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key, elements in ready.items():
+                        pipe.lpush(key, *elements)
+                    for key, args in delayed.items():
+                        await self._enqueue_delayed([key], args, client=pipe)
+                    await pipe.execute()
+        except _FAILURES as exc:
+            raise self._error("enqueue_many", exc) from exc
+
+    async def _claim_ready(
+        self, queues: Sequence[str], keys: list[str], limit: int
+    ) -> list[Delivery]:
+        raw: list[Any] = await self._claim(keys, [limit])
+        return [form.delivery(queues[int(raw[i]) - 1], raw[i + 1]) for i in range(0, len(raw), 2)]
+
+    async def dequeue(
+        self, queues: Sequence[str], *, limit: int, wait_seconds: float
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` messages, earlier queues first, with one claim script.
+
+        When nothing is ready, blocks (``BLMOVE`` on every queue) up to ``wait_seconds``
+        and claims again as soon as a queue has something.
+
+        Raises:
+            DriverError: Redis failed.
+
+        """
+        if not queues or limit <= 0:
+            return []
+        keys = [key for q in queues for key in (form.ready_key(q), form.processing_key(q))]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        try:
+            claimed = await self._claim_ready(queues, keys, limit)
+            while not claimed and (remaining := deadline - loop.time()) > 0:
+                if not await self._watch.wait(keys[0::2], remaining):
+                    break
+                claimed = await self._claim_ready(queues, keys, limit)
+        except _FAILURES as exc:
+            raise self._error("dequeue", exc) from exc
+        return claimed
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove finished messages (one ``ZREM`` per queue, pipelined); lost leases are logged.
+
+        Raises:
+            DriverError: Redis failed.
+
+        """
+        groups = _group(deliveries)
+        try:
+            if len(groups) == 1:
+                [(queue, members)] = groups.items()
+                removed = [await self._client.zrem(form.processing_key(queue), *members)]
+            else:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for queue, members in groups.items():
+                        pipe.zrem(form.processing_key(queue), *members)
+                    removed = await pipe.execute()
+        except _FAILURES as exc:
+            raise self._error("ack", exc) from exc
+        lost = len(deliveries) - sum(removed)
+        if lost:
+            logger.warning("ack: %d of %d leases were already lost", lost, len(deliveries))
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Put unfinished messages back at the front, in their order, their count undone.
+
+        Raises:
+            DriverError: Redis failed.
+
+        """
+        try:
+            for queue, members in _group(deliveries).items():
+                keys = [form.processing_key(queue), form.ready_key(queue)]
+                await self._release(keys, members[::-1])
+        except _FAILURES as exc:
+            raise self._error("release", exc) from exc
+
+    async def retry(self, delivery: Delivery, message: Outgoing) -> None:
+        """Atomically remove the lease and store the next attempt (ready or delayed).
+
+        If the lease was already lost, another consumer has the message: nothing is stored
+        and a warning is logged.
+
+        Raises:
+            MessageTooLargeError: the new body is larger than ``max_message_bytes``.
+            DriverError: Redis failed.
+
+        """
+        element = self._element(message)
+        delay_ms = form.to_ms(message.delay_seconds) if message.delay_seconds > 0 else 0
+        keys = [
+            form.processing_key(delivery.queue),
+            form.ready_key(message.queue),
+            form.delayed_key(message.queue),
+        ]
+        try:
+            stored = await self._retry(keys, [delivery.receipt, delay_ms, element])
+        except _FAILURES as exc:
+            raise self._error("retry", exc) from exc
+        if not stored:
+            logger.warning("retry: lease on queue %r was already lost; not stored", delivery.queue)
+
+    async def dead_letter(self, delivery: Delivery, entry: DeadLetterEntry) -> None:
+        """Atomically remove the lease and keep ``entry`` in ``queue:{name}:dead``.
+
+        Raises:
+            DriverError: Redis failed.
+
+        """
+        blob = form.pack_dead(entry, form.lease_ms(delivery.receipt))
+        keys = [form.processing_key(delivery.queue), form.dead_key(delivery.queue)]
+        try:
+            stored = await self._dead_letter(keys, [delivery.receipt, blob])
+        except _FAILURES as exc:
+            raise self._error("dead_letter", exc) from exc
+        if not stored:
+            logger.warning(
+                "dead_letter: lease on queue %r was already lost; not stored", delivery.queue
+            )
+
+    async def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Renew each held lease to server time + its visibility timeout; lost ones are logged.
+
+        Raises:
+            DriverError: Redis failed.
+
+        """
+        groups: dict[str, list[bytes | int]] = {}
+        for delivery in deliveries:
+            pair: list[bytes | int] = [
+                form.to_ms(delivery.visibility_timeout_seconds),
+                delivery.receipt,
+            ]
+            groups.setdefault(delivery.queue, []).extend(pair)
+        renewed = 0
+        try:
+            for queue, args in groups.items():
+                renewed += await self._extend([form.processing_key(queue)], args)
+        except _FAILURES as exc:
+            raise self._error("extend", exc) from exc
+        if renewed < len(deliveries):
+            lost = len(deliveries) - renewed
+            logger.warning("extend: %d of %d leases were already lost", lost, len(deliveries))
+
+    async def maintain(self, queues: Sequence[str]) -> None:
+        """Promote due delayed messages and recover expired leases, atomically per batch.
+
+        Whichever workers run it at the same time, each message moves exactly once.
+
+        Raises:
+            DriverError: Redis failed.
+
+        """
+        try:
+            for queue in queues:
+                keys = [form.ready_key(queue), form.processing_key(queue), form.delayed_key(queue)]
+                while True:
+                    promoted, recovered = await self._maintain(keys, [lua.MAINTAIN_BATCH])
+                    if recovered:
+                        logger.info("recovered %d expired leases on queue %r", recovered, queue)
+                    if max(promoted, recovered) < lua.MAINTAIN_BATCH:
+                        break
+        except _FAILURES as exc:
+            raise self._error("maintain", exc) from exc
+
+    async def sizes(self, queue: str) -> QueueSizes:
+        """Return ready, delayed, in-flight and dead-letter counts of ``queue`` (one round trip).
+
+        Raises:
+            DriverError: Redis failed.
+
+        """
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.llen(form.ready_key(queue))
+                pipe.zcard(form.delayed_key(queue))
+                pipe.zcard(form.processing_key(queue))
+                pipe.llen(form.dead_key(queue))
+                ready, delayed, in_flight, dead = await pipe.execute()
+        except _FAILURES as exc:
+            raise self._error("sizes", exc) from exc
+        return QueueSizes(ready, delayed, in_flight, dead)
+
+    async def _dead_blobs(
+        self, queue: str, limit: int | None
+    ) -> list[tuple[bytes, DeadLetterEntry, int]]:
+        stop = -1 if limit is None else limit - 1
+        try:
+            blobs: list[Any] = await self._client.lrange(form.dead_key(queue), 0, stop)
+        except _FAILURES as exc:
+            raise self._error("dead_letters", exc) from exc
+        found = []
+        for blob in blobs:
+            try:
+                entry, vt_ms = form.unpack_dead(blob)
+            except ValueError as exc:
+                logger.warning("skipping an unreadable dead letter on queue %r: %s", queue, exc)
+                continue
+            found.append((blob, entry, vt_ms))
+        return found
+
+    async def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetterEntry]:
+        """Return up to ``limit`` dead letters of ``queue``, oldest first.
+
+        Raises:
+            DriverError: Redis failed.
+
+        """
+        if limit <= 0:
+            return []
+        return [entry for _, entry, _ in await self._dead_blobs(queue, limit)]
+
+    async def requeue_dead(self, queue: str, task_ids: Sequence[str] | None = None) -> int:
+        """Move dead letters (all, or those with the given task ids) to the back of the queue.
+
+        Each entry is removed and its body pushed in one atomic step, as a fresh message.
+
+        Raises:
+            DriverError: Redis failed.
+
+        """
+        wanted = None if task_ids is None else set(task_ids)
+        args: list[bytes] = []
+        for blob, entry, vt_ms in await self._dead_blobs(queue, None):
+            if wanted is None or entry.task_id in wanted:
+                args += [blob, self._ids.element(entry.body, vt_ms / 1000)]
+        moved = 0
+        keys = [form.dead_key(queue), form.ready_key(queue)]
+        try:
+            for start in range(0, len(args), 2 * lua.MAINTAIN_BATCH):
+                moved += await self._requeue_dead(
+                    keys, args[start : start + 2 * lua.MAINTAIN_BATCH]
+                )
+        except _FAILURES as exc:
+            raise self._error("requeue_dead", exc) from exc
+        return moved
+
+    async def purge_dead(self, queue: str) -> int:
+        """Delete every dead letter of ``queue``; return how many there were.
+
+        Raises:
+            DriverError: Redis failed.
+
+        """
+        try:
+            purged: int = await self._purge_dead([form.dead_key(queue)])
+        except _FAILURES as exc:
+            raise self._error("purge_dead", exc) from exc
+        return purged
+
+
+def build(config: Config) -> RedisDriver:
+    """Return an unopened Redis driver for ``config.redis``."""
+    return RedisDriver(config.redis)
