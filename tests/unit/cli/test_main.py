@@ -60,3 +60,12 @@ def test_version_prints_the_version(cli: Cli) -> None:
     result = cli("--version")
     assert result.code == 0
     assert result.out.startswith("asynctasq ")
+
+
+def test_the_console_script_is_main() -> None:
+    from importlib.metadata import entry_points
+
+    from asynctasq.cli.main import main
+
+    (script,) = entry_points(group="console_scripts", name="asynctasq")
+    assert script.load() is main
