@@ -13,6 +13,7 @@ Source: SPEC §7 ("a flag for every config field ... flags override the environm
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from typing import Any
 
 from asynctasq.config.leaves import ENV_PREFIX
@@ -63,7 +64,9 @@ def option_strings(spec: SettingSpec) -> list[str]:
     return found
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
+def add_config_flags(
+    parser: argparse.ArgumentParser, *, only: Collection[str] | None = None
+) -> None:
     """Add one ``--<group>-<field>`` flag per environment-settable setting to ``parser``.
 
     The flags form their own ``--help`` section. A flag that is not given leaves no
@@ -71,6 +74,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
     Args:
         parser: the subcommand's parser (``config``, ``worker``, ``migrate``...).
+        only: top-level keys whose flags to add, e.g. ``("driver", "postgres")`` for a
+            command that needs only those; ``None`` adds every flag.
 
     """
     group = parser.add_argument_group(
@@ -79,7 +84,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "environment and .env, and is parsed like its environment variable.",
     )
     for spec in settings():
-        if spec.flag is None:
+        if spec.flag is None or (only is not None and spec.path.split(".")[0] not in only):
             continue
         group.add_argument(
             *option_strings(spec),

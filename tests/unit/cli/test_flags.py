@@ -98,3 +98,11 @@ def test_help_shows_choices_default_and_variable() -> None:
     assert "--task-defaults-retry-strategy {fixed,exponential}" in text
     assert "Choices: fixed, exponential. Default: exponential." in text
     assert "Env: ASYNCTASQ_TASK_DEFAULTS_RETRY_STRATEGY." in text
+
+
+def test_only_limits_the_flags_to_the_given_top_level_keys() -> None:
+    parser = Parser(prog="t")
+    add_config_flags(parser, only=("driver", "postgres"))
+    known = {opt for action in parser._actions for opt in action.option_strings}
+    assert {"--driver", "--postgres-dsn", "--postgres-max-pool-size"} <= known
+    assert "--redis-db" not in known
