@@ -38,8 +38,9 @@ class ConfigProblem:
     Attributes:
         path: dotted key path, e.g. ``"redis.db"``.
         value: the offending value as text, secrets already masked (``None`` when missing).
-        source: where the value came from: ``"code"``, ``"environment variable ASYNCTASQ_REDIS_DB"``,
-            ``".env line 3"``, ``"default"`` or ``"flag --redis-db"``.
+        source: where the value came from: ``"code"``,
+            ``"environment variable ASYNCTASQ_REDIS_DB"``, ``".env line 3"``,
+            ``"default"`` or ``"flag --redis-db"``.
         rule: the rule it broke, in words ("must be between 0 and 15").
     """
 

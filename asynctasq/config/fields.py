@@ -86,7 +86,7 @@ def setting(
     *,
     default: Any = attrs.NOTHING,
     factory: Callable[[], Any] | None = None,
-    help: str,  # noqa: A002 - the word users read in docs
+    help: str,
     context: Context = "both",
     secret: bool = False,
     url: bool = False,

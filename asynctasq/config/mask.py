@@ -13,8 +13,12 @@ MASK = "***"
 
 # scheme://user:password@host... ; the password runs to the LAST '@' before the path, so
 # raw (unencoded) '@' or '#' in a password is still covered.
-_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@]*:)(?P<pw>.*)@(?P<tail>[^@]*)$")
-_KV_PASSWORD = re.compile(r"(?i)(?P<key>\b(?:password|pwd|pass)\s*=\s*)(?P<pw>'[^']*'|\"[^\"]*\"|\S+)")
+_URL_PASSWORD = re.compile(
+    r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@]*:)(?P<pw>.*)@(?P<tail>[^@]*)$"
+)
+_KV_PASSWORD = re.compile(
+    r"(?i)(?P<key>\b(?:password|pwd|pass)\s*=\s*)(?P<pw>'[^']*'|\"[^\"]*\"|\S+)"
+)
 _QUERY_PASSWORD = re.compile(r"(?i)(?P<key>[?&](?:password|pwd|pass)=)(?P<pw>[^&#]*)")
 
 

@@ -214,7 +214,9 @@ class TaskDefaultsConfig:
     Source: seed "Task Defaults Configuration".
     """
 
-    queue: str = setting(default="default", help="Default queue name for tasks.", rules=(non_empty(),))
+    queue: str = setting(
+        default="default", help="Default queue name for tasks.", rules=(non_empty(),)
+    )
     max_attempts: int = setting(
         default=3,
         help="Default maximum attempts, the first execution included.",

@@ -32,7 +32,16 @@ LAYERS: dict[str, int] = {
     "asynctasq": 6,
 }
 
-BROKER_CLIENTS = ("redis", "asyncpg", "aiomysql", "pymysql", "aio_pika", "aiormq", "aioboto3", "botocore")
+BROKER_CLIENTS = (
+    "redis",
+    "asyncpg",
+    "aiomysql",
+    "pymysql",
+    "aio_pika",
+    "aiormq",
+    "aioboto3",
+    "botocore",
+)
 
 # tasks/ and worker/ see drivers only through the protocol and build_driver (DESIGN.md).
 DRIVER_SEAMS = ("asynctasq.drivers", "asynctasq.drivers.protocol")
@@ -103,9 +112,7 @@ def test_broker_clients_are_imported_only_by_drivers(path: Path) -> None:
         return
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     clients = [
-        target
-        for target in imports_of(path, package)
-        if target.split(".")[0] in BROKER_CLIENTS
+        target for target in imports_of(path, package) if target.split(".")[0] in BROKER_CLIENTS
     ]
     assert not clients, f"{name} imports broker clients {clients}; only asynctasq.drivers may"
 
