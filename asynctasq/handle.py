@@ -274,7 +274,8 @@ class Configured:
         return handle
 
     def _leave(self) -> Handle:
-        assert self._active is not None  # noqa: S101 - only called after _enter
+        if self._active is None:
+            raise RuntimeError("this configured() block was exited without being entered")
         token, parent, handle = self._active
         self._active = None
         try:

@@ -118,10 +118,14 @@ def show(leaf: Leaf | None, value: Any) -> str:
 
     Secret fields show ``***``; URL fields show the URL with its password masked; a value
     of an unknown key (``leaf`` is ``None``) shows only when it is a number or a bool,
-    since a mistyped ``pasword`` key still holds a secret.
+    since a mistyped ``pasword`` key still holds a secret. A value that is not text or a
+    number (a dict such as ``tortoise_orm``, an engine) shows only its type, ``<dict>``,
+    since it may hold passwords.
     """
     if value is None:
         return "None"
+    if not isinstance(value, str | int | float):
+        return f"<{type(value).__name__}>"
     if leaf is None:
         return str(value) if isinstance(value, int | float) else MASK
     if leaf.meta.secret:

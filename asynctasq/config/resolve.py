@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import cattrs
 
 from asynctasq.config import sources
 from asynctasq.config.convert import ConversionError, make_converter, type_name
@@ -67,7 +66,7 @@ def _convert(merged: Layer) -> tuple[dict[str, Any], set[str], list[ConfigProble
         raw = _raw(merged.values, path)
         try:
             converted[path] = _CONVERTER.structure(raw, leaf.type)
-        except (ConversionError, cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        except Exception as exc:  # any failure to convert is a problem to report
             rule = str(exc) if isinstance(exc, ConversionError) else ""
             rule = rule or f"must be of type {type_name(leaf.type)}"
             source = merged.sources.get(path, "default")
