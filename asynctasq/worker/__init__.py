@@ -1,1 +1,7 @@
-"""asynctasq.worker."""
+"""The worker: ``run_worker(handle, queues=..., concurrency=...)`` and its records."""
+
+from asynctasq.worker.run import run_worker
+from asynctasq.worker.shutdown import Shutdown
+from asynctasq.worker.state import WorkerSettings, WorkerStats
+
+__all__ = ["Shutdown", "WorkerSettings", "WorkerStats", "run_worker"]

@@ -1,0 +1,204 @@
+"""``asynctasq worker``: import the task modules, then run a worker until stopped.
+
+::
+
+    asynctasq worker --import myapp.tasks --queues high,default --concurrency 20
+    python -m asynctasq worker myapp.tasks --max-tasks 100 --redis-url redis://127.0.0.1:6379
+
+Everything is checked before anything connects (FIELD-CASES C37): the worker's own flags,
+every configuration flag (parsed like its environment variable) and the imports. A bad
+value is one line naming the flag, exit code 2. The current directory is put on
+``sys.path`` first, so ``--import tasks`` finds ``./tasks.py`` as ``python -m`` would.
+
+The worker runs only tasks registered by the modules imported here (SPEC §4, Security).
+SIGTERM/SIGINT stop it gracefully (exit 0); a second signal stops it at once, still
+returning unfinished tasks to the queue.
+
+Source: SPEC §4, §7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+
+from asynctasq import context
+from asynctasq.cli.command import Subparsers, UsageError
+from asynctasq.cli.flags import FLAGS_USAGE, add_config_flags, flag_overrides
+from asynctasq.config.resolve import resolve
+from asynctasq.handle import Handle
+from asynctasq.runner import run as run_coroutine
+from asynctasq.tasks.registry import registered_names
+from asynctasq.worker.run import run_worker
+from asynctasq.worker.state import WorkerStats
+
+NAME = "worker"
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """Add the ``worker`` parser (its options plus one flag per setting) and return it."""
+    parser = subparsers.add_parser(
+        NAME,
+        help="run a worker that executes tasks from the queues",
+        usage=(
+            "%(prog)s [-h] [--import MODULE ...] [--queues Q1,Q2] [--concurrency N] "
+            f"[--max-tasks N] [--shutdown-timeout S] [{FLAGS_USAGE}] [MODULE ...]"
+        ),
+        description=(
+            "Import the modules that define your tasks, then run them from the queues until "
+            "SIGTERM/SIGINT (graceful; a second signal stops at once). Only tasks defined in "
+            "the imported modules can run."
+        ),
+    )
+    parser.add_argument(
+        "modules", nargs="*", metavar="MODULE", help="modules to import (same as --import)"
+    )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="MODULE",
+        help="a module defining tasks, e.g. myapp.tasks (repeatable)",
+    )
+    parser.add_argument(
+        "--queues",
+        metavar="Q1,Q2",
+        help="queues to serve, highest priority first (default: task_defaults.queue)",
+    )
+    parser.add_argument(
+        "--concurrency", metavar="N", default="10", help="tasks in flight at once (default 10)"
+    )
+    parser.add_argument(
+        "--max-tasks", metavar="N", help="stop after handling N tasks (default: run until stopped)"
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        metavar="SECONDS",
+        default="30",
+        help="how long running tasks may finish after SIGTERM/SIGINT (default 30)",
+    )
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="log level (default info)"
+    )
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        default=".env",
+        help="the .env file to read (default: .env in the current directory, if present)",
+    )
+    add_config_flags(parser)
+    return parser
+
+
+def positive_int(flag: str, text: str) -> int:
+    """Return ``text`` as an int >= 1, or raise ``UsageError`` naming ``flag``."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise UsageError(f"{flag} must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise UsageError(f"{flag} must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def seconds(flag: str, text: str) -> float:
+    """Return ``text`` as a finite number of seconds >= 0, or raise ``UsageError``."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise UsageError(f"{flag} must be a number of seconds >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"{flag} must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def queue_names(text: str) -> list[str]:
+    """Return the queue names in ``"a,b"`` (spaces trimmed), or raise ``UsageError``."""
+    names = [name.strip() for name in text.split(",")]
+    if not text.strip() or any(not name for name in names):
+        raise UsageError(f"--queues must list queue names separated by commas, got {text!r}")
+    return names
+
+
+def import_modules(names: Sequence[str]) -> None:
+    """Import each task module, the current directory first on ``sys.path``.
+
+    Raises:
+        UsageError: a module cannot be imported (naming it and the reason).
+    """
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise UsageError(
+                f"cannot import task module {name!r}: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def configure_logging(level: str) -> None:
+    """Send log records to stderr at ``level`` unless the application configured logging."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+    logging.getLogger("asynctasq").setLevel(level.upper())
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate everything, import the task modules, then run the worker; return 0.
+
+    Raises:
+        UsageError: a bad worker flag or a module that cannot be imported.
+        ConfigError: a bad configuration flag, variable or ``.env`` line.
+        DriverError: the broker cannot be reached.
+    """
+    concurrency = positive_int("--concurrency", args.concurrency)
+    max_tasks = None if args.max_tasks is None else positive_int("--max-tasks", args.max_tasks)
+    grace = seconds("--shutdown-timeout", args.shutdown_timeout)
+    queues = None if args.queues is None else queue_names(args.queues)
+    resolved = resolve(flags=flag_overrides(args), env_file=args.env_file)
+    configure_logging(args.log_level)
+    import_modules([*args.modules, *(name for group in args.imports for name in group)])
+    logging.getLogger("asynctasq.worker").info(
+        "registered tasks: %s", ", ".join(registered_names()) or "none"
+    )
+    handle = Handle(resolved.config, resolved.provenance, env_file=args.env_file)
+    context.make_current(handle)
+    run_until_stopped(handle, queues, concurrency, max_tasks, grace)
+    return 0
+
+
+def run_until_stopped(
+    handle: Handle,
+    queues: Sequence[str] | None,
+    concurrency: int,
+    max_tasks: int | None,
+    grace: float,
+) -> WorkerStats:
+    """Run the worker on a new event loop (uvloop when installed); close the handle after."""
+
+    async def serve() -> WorkerStats:
+        async with handle:
+            return await run_worker(
+                handle,
+                queues=queues,
+                concurrency=concurrency,
+                max_tasks=max_tasks,
+                shutdown_grace_seconds=grace,
+            )
+
+    return run_coroutine(serve())

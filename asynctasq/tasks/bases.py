@@ -1,0 +1,206 @@
+"""Class tasks: subclass a base, set ``config``, implement ``execute()``.
+
+::
+
+    class SendEmail(AsyncTask):
+        config: TaskConfig = {"queue": "emails", "max_attempts": 5}
+
+        def __init__(self, to: str, subject: str) -> None:
+            super().__init__(to=to, subject=subject)   # stored, and set as attributes
+
+        async def execute(self) -> None:
+            await smtp.send(self.to, self.subject)
+
+        async def failed(self, exc: BaseException) -> None:   # once, after the last attempt
+            await alert(f"mail to {self.to} failed: {exc}")
+
+        def should_retry(self, exc: BaseException) -> bool:   # can only reduce attempts
+            return not isinstance(exc, PermissionError)
+
+    task_id = await SendEmail(to="a@example.com", subject="hi").delay(30).dispatch()
+
+Defining the class registers it as ``module:qualname`` (``class X(AsyncTask,
+name="custom")`` picks another name; ``abstract=True`` registers nothing, for your own
+intermediate bases). The worker rebuilds the instance with ``cls(**arguments)`` from the
+keyword arguments given to ``BaseTask.__init__``, then calls ``execute()``.
+
+Source: SPEC §3; seed "Task Defaults Configuration" (per-task ``TaskConfig`` keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypedDict
+
+from asynctasq.tasks.definition import Invocation, Mode, TaskDefinition
+from asynctasq.tasks.options import build_options
+from asynctasq.tasks.pending import PendingDispatch
+from asynctasq.tasks.registry import register, task_name
+
+
+class TaskConfig(TypedDict, total=False):
+    """Per-task settings of a task class (every key optional).
+
+    Keys: ``queue`` (str), ``max_attempts`` (int >= 1, executions including the first),
+    ``retry_strategy`` ("fixed" | "exponential"), ``retry_delay`` (seconds >= 0),
+    ``timeout`` (seconds > 0), ``visibility_timeout`` (seconds > 0, default 3600),
+    ``driver`` (driver name), ``correlation_id`` (str).
+    """
+
+    queue: str
+    max_attempts: int
+    retry_strategy: str
+    retry_delay: float
+    timeout: float
+    visibility_timeout: float
+    driver: str
+    correlation_id: str
+
+
+class BaseTask:
+    """What the four task bases share: arguments, dispatch and chaining, hooks.
+
+    Attributes:
+        config: the class's settings (chained calls override them; they override
+            ``task_defaults``).
+        definition: the registry entry, set when the class is defined.
+    """
+
+    config: ClassVar[TaskConfig] = {}
+    mode: ClassVar[Mode] = "async"
+    definition: ClassVar[TaskDefinition]
+
+    def __init_subclass__(
+        cls, *, name: str | None = None, abstract: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if abstract:
+            return
+        registered, import_error = task_name(cls.__module__, cls.__qualname__)
+        if name is not None:
+            registered, import_error = name, ""
+        cls.definition = TaskDefinition(
+            name=registered,
+            mode=cls.mode,
+            options=build_options(dict(cls.config), f"config of task class {registered!r}"),
+            invoke=cls._invoke,
+            import_error=import_error,
+        )
+        register(cls.definition)
+
+    @classmethod
+    def _invoke(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Invocation:
+        instance: Invocation = cls(*args, **kwargs)  # type: ignore[assignment]  # a concrete subclass
+        return instance
+
+    def __init__(self, **arguments: Any) -> None:
+        """Store the task's arguments; each also becomes an attribute (``self.to``).
+
+        Raises:
+            TypeError: an argument's name is one of the base class's own members.
+        """
+        clash = sorted(key for key in arguments if key in _RESERVED)
+        if clash:
+            raise TypeError(
+                f"{type(self).__qualname__}: argument name(s) {clash} are reserved by the "
+                "task base class; rename them"
+            )
+        self._task_arguments = dict(arguments)
+        for key, value in arguments.items():
+            setattr(self, key, value)
+
+    def pending(self) -> PendingDispatch:
+        """Return this call as a :class:`PendingDispatch` (the start of a chain).
+
+        Raises:
+            TypeError: the class is abstract, or its ``__init__`` skipped ``super().__init__``.
+        """
+        definition = getattr(type(self), "definition", None)
+        if definition is None:
+            raise TypeError(f"{type(self).__qualname__} is abstract; dispatch a subclass")
+        arguments = getattr(self, "_task_arguments", None)
+        if arguments is None:
+            raise TypeError(
+                f"{type(self).__qualname__}.__init__ must call super().__init__(**arguments) "
+                "so the worker can rebuild the task"
+            )
+        return PendingDispatch(definition, (), arguments)
+
+    async def dispatch(self) -> str:
+        """Enqueue through the current handle; return the task id (see ``PendingDispatch``)."""
+        return await self.pending().dispatch()
+
+    def on_queue(self, name: str) -> PendingDispatch:
+        """Return the call sent to queue ``name``."""
+        return self.pending().on_queue(name)
+
+    def delay(self, seconds: float) -> PendingDispatch:
+        """Return the call, not run before ``seconds`` from dispatch."""
+        return self.pending().delay(seconds)
+
+    def retry_after(self, seconds: float) -> PendingDispatch:
+        """Return the call with retries ``seconds`` apart (the exponential base)."""
+        return self.pending().retry_after(seconds)
+
+    def max_attempts(self, attempts: int) -> PendingDispatch:
+        """Return the call allowed ``attempts`` executions in total."""
+        return self.pending().max_attempts(attempts)
+
+    def timeout(self, seconds: float) -> PendingDispatch:
+        """Return the call with a per-execution limit of ``seconds``."""
+        return self.pending().timeout(seconds)
+
+    def visibility_timeout(self, seconds: float) -> PendingDispatch:
+        """Return the call leased for ``seconds`` per delivery."""
+        return self.pending().visibility_timeout(seconds)
+
+    def correlation_id(self, correlation_id: str) -> PendingDispatch:
+        """Return the call carrying ``correlation_id``."""
+        return self.pending().correlation_id(correlation_id)
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Return False to stop retrying after ``exc``; attempts never exceed the maximum."""
+        return True
+
+
+class AsyncTask(BaseTask, abstract=True):
+    """A task whose ``async def execute()`` runs on the worker's event loop."""
+
+    mode: ClassVar[Mode] = "async"
+
+    async def execute(self) -> Any:
+        """The task body. Override it."""
+        raise NotImplementedError(f"{type(self).__qualname__}.execute() is not implemented")
+
+    async def failed(self, exc: BaseException) -> None:
+        """Called once after the last attempt failed with ``exc``; errors here are logged."""
+
+
+class SyncTask(BaseTask, abstract=True):
+    """A task whose ``def execute()`` runs in a worker thread (the loop stays free)."""
+
+    mode: ClassVar[Mode] = "sync"
+
+    def execute(self) -> Any:
+        """The task body. Override it."""
+        raise NotImplementedError(f"{type(self).__qualname__}.execute() is not implemented")
+
+    def failed(self, exc: BaseException) -> None:
+        """Called once (in a thread) after the last attempt failed with ``exc``."""
+
+
+class AsyncProcessTask(AsyncTask, abstract=True):
+    """An async task for the process pool (mode ``async_process``; the pool comes later)."""
+
+    mode: ClassVar[Mode] = "async_process"
+
+
+class SyncProcessTask(SyncTask, abstract=True):
+    """A sync task for the process pool (mode ``sync_process``; the pool comes later)."""
+
+    mode: ClassVar[Mode] = "sync_process"
+
+
+_RESERVED = frozenset(
+    name for base in (AsyncTask, SyncTask) for name in dir(base) if not name.startswith("__")
+) | {"definition", "config", "mode"}

@@ -1,0 +1,139 @@
+"""Dispatch: turn pending dispatches into messages and enqueue them through the handle.
+
+``dispatch(pending)`` makes one broker call; ``dispatch_many(pendings)`` makes one
+``enqueue_many`` call per driver involved (normally exactly one), so a batch costs one
+round trip (issue 3, item 9).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from asynctasq.config.records import Config
+from asynctasq.drivers.protocol import Driver, Outgoing
+from asynctasq.errors import ConfigError, MessageTooLargeError
+from asynctasq.handle import current_handle
+from asynctasq.message import TaskMessage, encode
+from asynctasq.tasks.options import settle_options
+
+if TYPE_CHECKING:
+    from asynctasq.tasks.pending import PendingDispatch
+
+logger = logging.getLogger("asynctasq.dispatch")
+
+
+def build_message(pending: PendingDispatch, config: Config) -> TaskMessage:
+    """Return the first-attempt message for ``pending`` under ``config``'s task defaults.
+
+    Raises:
+        ConfigError: the task is defined in a ``__main__`` that a worker cannot import.
+    """
+    definition = pending.task
+    if definition.import_error:
+        raise ConfigError(definition.import_error)
+    settings = settle_options(pending.overrides.over(definition.options), config.task_defaults)
+    return TaskMessage(
+        task_id=uuid.uuid4().hex,
+        task_name=definition.name,
+        args=tuple(pending.args),
+        kwargs=dict(pending.kwargs),
+        queue=settings.queue,
+        attempt=1,
+        max_attempts=settings.max_attempts,
+        retry_strategy=settings.retry_strategy,
+        retry_delay_seconds=settings.retry_delay_seconds,
+        timeout_seconds=settings.timeout_seconds,
+        visibility_timeout_seconds=settings.visibility_timeout_seconds,
+        correlation_id=settings.correlation_id,
+        dispatched_at=time.time(),
+        mode=definition.mode,
+    )
+
+
+def outgoing(message: TaskMessage, driver: Driver, *, delay_seconds: float = 0.0) -> Outgoing:
+    """Encode ``message`` for ``driver``.
+
+    Raises:
+        SerializationError: an argument cannot be encoded (the message names it).
+        MessageTooLargeError: the body is larger than ``driver.max_message_bytes``.
+    """
+    body = encode(message)
+    limit = driver.max_message_bytes
+    if limit is not None and len(body) > limit:
+        raise MessageTooLargeError(
+            f"task {message.task_name!r} encodes to {len(body)} bytes, above the "
+            f"{driver.name} driver's limit of {limit} bytes; pass a reference (an id, a URL) "
+            "instead of the data itself"
+        )
+    return Outgoing(
+        queue=message.queue,
+        body=body,
+        delay_seconds=delay_seconds,
+        visibility_timeout_seconds=message.visibility_timeout_seconds,
+        task_id=message.task_id,
+    )
+
+
+def enqueued(handle: Any, messages: Sequence[TaskMessage]) -> None:
+    """Report messages just stored by the broker (the seam for ``task_enqueued`` events)."""
+    if logger.isEnabledFor(logging.DEBUG):
+        for message in messages:
+            logger.debug(
+                "enqueued task %s %s on queue %s",
+                message.task_id,
+                message.task_name,
+                message.queue,
+            )
+
+
+async def dispatch(pending: PendingDispatch) -> str:
+    """Enqueue ``pending`` through the current handle and return its task id.
+
+    Raises:
+        ConfigError: no current handle ("call asynctasq.init() first"), or an unimportable task.
+        SerializationError: an argument cannot be encoded.
+        MessageTooLargeError: the message is above the driver's limit.
+        DriverError: the broker call failed.
+    """
+    handle = current_handle()
+    message = build_message(pending, handle.config)
+    driver = await handle.driver(pending.overrides.driver or pending.task.options.driver)
+    await driver.enqueue(outgoing(message, driver, delay_seconds=pending.delay_seconds))
+    enqueued(handle, (message,))
+    return message.task_id
+
+
+async def dispatch_many(pendings: Sequence[PendingDispatch]) -> list[str]:
+    """Enqueue every pending dispatch in one ``enqueue_many`` call per driver.
+
+    Every message is built and encoded before anything is sent, so a bad argument in
+    any of them sends none.
+
+    Args:
+        pendings: pending dispatches, of any tasks and queues.
+
+    Returns:
+        The task ids, in the order of ``pendings``.
+
+    Raises:
+        The errors of :func:`dispatch`.
+    """
+    handle = current_handle()
+    messages = [build_message(pending, handle.config) for pending in pendings]
+    batches: dict[str | None, list[Outgoing]] = {}
+    drivers: dict[str | None, Driver] = {}
+    for pending, message in zip(pendings, messages, strict=True):
+        name = pending.overrides.driver or pending.task.options.driver
+        if name not in drivers:
+            drivers[name] = await handle.driver(name)
+        batches.setdefault(name, []).append(
+            outgoing(message, drivers[name], delay_seconds=pending.delay_seconds)
+        )
+    for name, batch in batches.items():
+        await drivers[name].enqueue_many(batch)
+    enqueued(handle, messages)
+    return [message.task_id for message in messages]

@@ -1,0 +1,110 @@
+"""The registry: registered task name -> :class:`TaskDefinition`, for this process.
+
+``@task`` and the task base classes register on definition, so a worker knows exactly the
+tasks of the modules it imported. A worker resolves names only here: a message can never
+make it import a module or call anything that is not registered (SPEC §4, Security).
+
+The registry is process state filled at import time, like the modules themselves; it
+holds no configuration and no connections.
+
+Names are ``module:qualname``. A task defined in a script run as ``__main__`` is named
+after the module name under which that script can be imported in this process (SPEC §3,
+FIELD-CASES C24): ``python -m pkg.tool`` gives ``pkg.tool``; ``python tool.py`` gives
+``tool`` (its directory is ``sys.path[0]``), so a worker started there with
+``--import tool`` finds it. When no such name exists (``python -c``, a REPL, a file name
+that is not an identifier) the task keeps ``__main__:qualname`` and dispatch refuses it
+with an explanation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from asynctasq.errors import TaskNotFoundError
+from asynctasq.tasks.definition import TaskDefinition
+
+logger = logging.getLogger("asynctasq.tasks")
+
+_TASKS: dict[str, TaskDefinition] = {}
+
+
+def register(definition: TaskDefinition) -> None:
+    """Add ``definition`` under its name, replacing an earlier task of the same name."""
+    previous = _TASKS.get(definition.name)
+    if previous is not None and previous is not definition:
+        logger.debug("task %r registered again; the later definition wins", definition.name)
+    _TASKS[definition.name] = definition
+
+
+def lookup(name: str) -> TaskDefinition:
+    """Return the task registered as ``name``.
+
+    Raises:
+        TaskNotFoundError: "unknown task 'x.y'" when this process registered no such task.
+    """
+    found = _TASKS.get(name)
+    if found is None:
+        raise TaskNotFoundError(
+            f"unknown task {name!r}: not registered in this worker process "
+            "(import the module that defines it with --import)"
+        )
+    return found
+
+
+def find(name: str) -> TaskDefinition | None:
+    """Return the task registered as ``name``, or ``None`` (the worker's hot path)."""
+    return _TASKS.get(name)
+
+
+def registered_names() -> list[str]:
+    """Return every registered task name, sorted."""
+    return sorted(_TASKS)
+
+
+def main_module_name() -> str | None:
+    """Return the name under which the ``__main__`` script can be imported, or ``None``.
+
+    ``python -m pkg.mod`` -> ``"pkg.mod"`` (from ``__main__.__spec__``); ``python dir/x.py``
+    -> ``"x"`` (the file relative to the first ``sys.path`` entry holding it, every part an
+    identifier); interactive sessions and ``python -c`` -> ``None``.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    spec_name = getattr(spec, "name", None)
+    if isinstance(spec_name, str) and spec_name and spec_name != "__main__":
+        return spec_name
+    file = getattr(main, "__file__", None)
+    if not isinstance(file, str) or not file.endswith(".py"):
+        return None
+    path = Path(file).resolve()
+    for entry in sys.path:
+        try:
+            relative = path.relative_to(Path(entry or os.getcwd()).resolve())
+        except (ValueError, OSError):
+            continue
+        parts = relative.with_suffix("").parts
+        if parts and all(part.isidentifier() for part in parts):
+            return ".".join(parts)
+    return None
+
+
+def task_name(module: str, qualname: str) -> tuple[str, str]:
+    """Return ``(registered name, import error)`` for a task defined in ``module``.
+
+    The import error is ``""`` unless ``module`` is ``__main__`` with no importable name;
+    then it explains how to fix it (dispatch raises it).
+    """
+    if module != "__main__":
+        return f"{module}:{qualname}", ""
+    importable = main_module_name()
+    if importable is not None:
+        return f"{importable}:{qualname}", ""
+    return f"__main__:{qualname}", (
+        f"task {qualname!r} is defined in __main__ (a script, `python -c` or an interactive "
+        "session) that a worker cannot import by name; define it in an importable module "
+        "(e.g. tasks.py, then start the worker with --import tasks), or run your script as "
+        "a module with `python -m package.script`"
+    )

@@ -1,0 +1,63 @@
+"""Lease renewal: keep every held delivery invisible to other workers while it is held.
+
+Each held delivery is renewed once a third of its visibility timeout has passed since its
+claim or last renewal, so two renewals can fail before the lease lapses (FIELD-CASES C06).
+The loop runs on its own, independent of task bodies; sync tasks run in threads, so a
+blocking body does not delay it. One ``extend`` call renews every due delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from asynctasq.worker.recovery import log_failure
+from asynctasq.worker.state import Job, WorkerState
+
+logger = logging.getLogger("asynctasq.worker")
+
+MAX_TICK_SECONDS = 1.0
+"""The longest the loop sleeps, so newly claimed short leases are seen in time."""
+
+MIN_TICK_SECONDS = 0.02
+
+RETRY_SECONDS = 0.2
+"""How soon a failed renewal is tried again."""
+
+
+def due_jobs(held: set[Job], now: float) -> list[Job]:
+    """Return the held jobs whose renewal time has come."""
+    return [job for job in held if job.extend_at <= now]
+
+
+def next_tick(held: set[Job], now: float) -> float:
+    """Return how long to sleep until the next renewal is due (bounded both ways)."""
+    soonest = min((job.extend_at for job in held), default=now + MAX_TICK_SECONDS)
+    return min(MAX_TICK_SECONDS, max(MIN_TICK_SECONDS, soonest - now))
+
+
+async def renew(state: WorkerState, jobs: list[Job], now: float) -> bool:
+    """Extend the leases of ``jobs`` in one call; return whether it worked."""
+    try:
+        await state.driver.extend([job.delivery for job in jobs])
+    except Exception as exc:  # tried again shortly
+        log_failure(f"lease renewal of {len(jobs)} deliveries", exc, 1)
+        for job in jobs:
+            job.extend_at = now + RETRY_SECONDS
+        return False
+    for job in jobs:
+        lease = job.delivery.visibility_timeout_seconds
+        job.extend_at = now + lease / 3.0
+        job.deadline = now + lease
+    return True
+
+
+async def run_leases(state: WorkerState) -> None:
+    """Renew due leases until cancelled."""
+    while True:
+        now = time.monotonic()
+        due = due_jobs(state.held, now)
+        if due:
+            await renew(state, due, now)
+        await asyncio.sleep(next_tick(state.held, time.monotonic()))

@@ -1,0 +1,238 @@
+"""``run_worker``: wire the worker's loops together and stop them in order.
+
+The pieces, each a plain coroutine over one :class:`WorkerState`:
+
+* :func:`~asynctasq.worker.fetch.run_fetcher` claims ``min(free slots, batch)`` deliveries
+  per broker call into a local buffer;
+* ``concurrency`` :func:`~asynctasq.worker.slot.run_slot` coroutines take them one at a
+  time (decode, registry lookup, execute, settle);
+* :func:`~asynctasq.worker.settle.run_ack_flusher` acks finished tasks in batches;
+* :func:`~asynctasq.worker.lease.run_leases` renews leases at a third of their length;
+* :func:`~asynctasq.worker.maintain.run_maintenance` promotes delayed and recovers expired
+  deliveries every driver interval;
+* :class:`~asynctasq.worker.stall.StallWatch` reports a blocked event loop.
+
+Stopping (SPEC §4, FIELD-CASES C18): on the first stop request fetching stops, buffered
+deliveries are released at once, running tasks get ``shutdown_grace_seconds`` to finish
+and settle; then (or at once on a second request) running tasks are cancelled and their
+deliveries released — releasing is not an attempt. Finished tasks are acked, and the
+function returns :class:`WorkerStats`. It never closes the handle (its owner does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from asynctasq.handle import Handle
+from asynctasq.worker.fetch import release_jobs, run_fetcher
+from asynctasq.worker.lease import run_leases
+from asynctasq.worker.maintain import run_maintenance
+from asynctasq.worker.settle import flush_acks, run_ack_flusher
+from asynctasq.worker.shutdown import Shutdown, signal_handlers
+from asynctasq.worker.slot import run_slot
+from asynctasq.worker.stall import StallWatch
+from asynctasq.worker.state import (
+    MAX_BATCH,
+    Job,
+    WorkerSettings,
+    WorkerState,
+    WorkerStats,
+    check_settings,
+    new_worker_id,
+)
+from asynctasq.worker.threads import ThreadRunner
+
+logger = logging.getLogger("asynctasq.worker")
+
+FINAL_ACK_SECONDS = 10.0
+"""How long the last acks may take when stopping gracefully (one try when aborting)."""
+
+
+async def run_worker(
+    handle: Handle,
+    *,
+    queues: Sequence[str] | None = None,
+    concurrency: int = 10,
+    max_tasks: int | None = None,
+    shutdown_grace_seconds: float = 30.0,
+    driver: str | None = None,
+    shutdown: Shutdown | None = None,
+    handle_signals: bool = True,
+    batch_size: int = MAX_BATCH,
+    wait_seconds: float = 1.0,
+    rotate_every: int = 8,
+) -> WorkerStats:
+    """Run a worker on ``handle`` until stopped, or until ``max_tasks`` deliveries were handled.
+
+    Args:
+        handle: the initialised handle (``asynctasq.init()``); its driver is used.
+        queues: queue names, highest priority first (default ``[task_defaults.queue]``).
+        concurrency: the most tasks in flight (>= 1); also the sync-task thread ceiling.
+        max_tasks: stop after handling this many deliveries (>= 1); ``None`` runs until stopped.
+        shutdown_grace_seconds: how long running tasks may finish after a stop request.
+        driver: the driver name to consume from (default ``config.driver``).
+        shutdown: a :class:`Shutdown` to stop the worker from code (one is made otherwise).
+        handle_signals: route SIGTERM/SIGINT to the shutdown (main thread only).
+        batch_size: the most deliveries claimed per broker call (never above free slots).
+        wait_seconds: how long an idle fetch blocks on the broker.
+        rotate_every: every this-many fetches a lower-priority queue is asked first.
+
+    Returns:
+        The run's :class:`WorkerStats`.
+
+    Raises:
+        ConfigError: a setting is out of range (before anything connects), or the driver
+            is unknown.
+        DriverError: the broker cannot be reached when the worker starts.
+    """
+    settings = WorkerSettings(
+        queues=tuple(queues) if queues is not None else (handle.config.task_defaults.queue,),
+        concurrency=concurrency,
+        max_tasks=max_tasks,
+        shutdown_grace_seconds=shutdown_grace_seconds,
+        batch_size=batch_size,
+        wait_seconds=wait_seconds,
+        rotate_every=rotate_every,
+    )
+    check_settings(settings)
+    state = WorkerState(
+        worker_id=new_worker_id(),
+        settings=settings,
+        driver=await handle.driver(driver),
+        shutdown=shutdown or Shutdown(),
+        threads=ThreadRunner(concurrency),
+    )
+    logger.info(
+        "worker %s started: driver=%s queues=%s concurrency=%d%s",
+        state.worker_id,
+        state.driver.name,
+        ",".join(settings.queues),
+        concurrency,
+        f" max_tasks={max_tasks}" if max_tasks is not None else "",
+    )
+    signals = signal_handlers(state.shutdown) if handle_signals else contextlib.nullcontext()
+    with signals:
+        await _run(state)
+    stats = state.stats()
+    logger.info(
+        "worker %s stopped: %d succeeded, %d retried, %d dead-lettered, %d released",
+        stats.worker_id,
+        stats.succeeded,
+        stats.retried,
+        stats.dead_lettered,
+        stats.released,
+    )
+    return stats
+
+
+async def _run(state: WorkerState) -> None:
+    acker = _spawn(run_ack_flusher(state))
+    background = [
+        _spawn(run_leases(state)),
+        _spawn(run_maintenance(state)),
+        _spawn(StallWatch(state).run()),
+    ]
+    aborted: list[Job] = []
+    fetcher = _spawn(run_fetcher(state))
+    slots = [_spawn(run_slot(state, aborted)) for _ in range(state.settings.concurrency)]
+    try:
+        await _until_done_or_stopped(state, slots)
+        await _drain(state, slots, aborted)
+        await _stop_fetcher(state, fetcher)
+    finally:
+        for task in [fetcher, *slots]:
+            task.cancel()
+        await _final_acks(state, acker)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, fetcher, *slots, return_exceptions=True)
+        state.threads.close()
+    if not fetcher.cancelled() and fetcher.exception() is not None:
+        raise fetcher.exception()  # type: ignore[misc]  # a bug in the fetch loop surfaces
+
+
+def _spawn(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(coroutine)
+
+
+async def _first(*waitables: asyncio.Future[Any], limit_seconds: float | None = None) -> None:
+    await asyncio.wait(waitables, timeout=limit_seconds, return_when=asyncio.FIRST_COMPLETED)
+
+
+async def _until_done_or_stopped(state: WorkerState, slots: list[asyncio.Task[None]]) -> None:
+    """Wait until every slot ended (``max_tasks`` reached) or a stop was requested."""
+    stop = _spawn(_wait_event(state.shutdown.draining))
+    every_slot = _spawn(_wait_all(slots))
+    try:
+        await _first(stop, every_slot)
+    finally:
+        stop.cancel()
+        every_slot.cancel()
+
+
+async def _drain(state: WorkerState, slots: list[asyncio.Task[None]], aborted: list[Job]) -> None:
+    """After a stop request: release the buffer, give running tasks their grace, then cancel."""
+    if not state.shutdown.draining.is_set():
+        return
+    state.wake_fetcher()
+    state.wake_slots(-1)
+    buffered = list(state.buffer)
+    state.buffer.clear()
+    await release_jobs(state, buffered, "worker stopping")
+    running = [slot for slot in slots if not slot.done()]
+    if running:
+        logger.warning(
+            "waiting up to %g s for %d running task(s) to finish",
+            state.settings.shutdown_grace_seconds,
+            state.busy,
+        )
+        abort = _spawn(_wait_event(state.shutdown.aborting))
+        every_slot = _spawn(_wait_all(running))
+        try:
+            await _first(abort, every_slot, limit_seconds=state.settings.shutdown_grace_seconds)
+        finally:
+            abort.cancel()
+            every_slot.cancel()
+    unfinished = [slot for slot in slots if not slot.done()]
+    for slot in unfinished:
+        slot.cancel()
+    if unfinished:
+        await asyncio.wait(unfinished)
+    await release_jobs(state, aborted, "cancelled at shutdown")
+
+
+async def _stop_fetcher(state: WorkerState, fetcher: asyncio.Task[None]) -> None:
+    """Let the fetch loop end on its own (it releases a late batch); cancel it if stuck."""
+    state.wake_fetcher()
+    if not fetcher.done():
+        limit = 0.0 if state.shutdown.aborting.is_set() else state.settings.wait_seconds + 5.0
+        await asyncio.wait([fetcher], timeout=limit)
+    fetcher.cancel()
+    leftover = list(state.buffer)
+    state.buffer.clear()
+    await release_jobs(state, leftover, "worker stopping")
+
+
+async def _final_acks(state: WorkerState, acker: asyncio.Task[None]) -> None:
+    """Let the ack loop ack what finished (retrying a hiccup briefly), then stop it."""
+    state.stop_acking()
+    limit = 0.0 if state.shutdown.aborting.is_set() else FINAL_ACK_SECONDS
+    if not acker.done():
+        await asyncio.wait([acker], timeout=limit)
+    acker.cancel()
+    await asyncio.gather(acker, return_exceptions=True)
+    await flush_acks(state)
+    if state.acks:
+        logger.error("%d finished tasks could not be acked; they will run again", len(state.acks))
+
+
+async def _wait_event(event: asyncio.Event) -> None:
+    await event.wait()
+
+
+async def _wait_all(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.wait(tasks)

@@ -1,0 +1,232 @@
+"""Settling a delivery: the one broker call an outcome implies, and its report.
+
+* success -> queued for the next batched ``ack`` (one call per loop round, not per task);
+* failure with attempts left (and ``should_retry`` agreeing) -> ``driver.retry(delivery,
+  next attempt)``: the next message is stored before the old delivery goes (C08);
+* final failure -> ``failed(exc)`` once, then ``driver.dead_letter`` with the error's type,
+  message and the attempts used;
+* no execution possible (undecodable payload, unknown task name, attempts already used up
+  by crashed workers) -> ``driver.dead_letter`` with the reason.
+
+Retry and dead-letter calls are repeated until they succeed or the lease is gone
+(:func:`asynctasq.worker.recovery.persist`). :func:`report` writes the one log line per
+outcome (task id, name, queue, attempt, duration) — the seam where task events will go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+
+import attrs
+
+from asynctasq import retry
+from asynctasq.drivers.protocol import DeadLetterEntry, Outgoing
+from asynctasq.message import TaskMessage, encode
+from asynctasq.tasks.definition import ASYNC_MODES, Invocation
+from asynctasq.worker.recovery import log_failure, pause_seconds, persist
+from asynctasq.worker.state import Job, WorkerState
+
+logger = logging.getLogger("asynctasq.worker")
+task_logger = logging.getLogger("asynctasq.task")
+
+INFO = logging.INFO
+
+
+def report(
+    outcome: str, job: Job, message: TaskMessage | None, attempt: int, duration: float, note: str
+) -> None:
+    """Log one task outcome at INFO (cheaply skipped when INFO is off).
+
+    Outcomes: ``succeeded``, ``retrying``, ``dead-lettered``.
+    """
+    if not task_logger.isEnabledFor(INFO):
+        return
+    level = logging.WARNING if outcome == "dead-lettered" else INFO
+    task_logger.log(
+        level,
+        "task %s %s queue=%s attempt=%s %s in %.1f ms%s",
+        message.task_id if message else "-",
+        message.task_name if message else "-",
+        job.delivery.queue,
+        f"{attempt}/{message.max_attempts}" if message else attempt,
+        outcome,
+        duration * 1000.0,
+        f": {note}" if note else "",
+    )
+
+
+def succeed(state: WorkerState, job: Job, attempt: int, duration: float) -> None:
+    """Queue ``job`` for the next batched ack and report it."""
+    state.queue_ack(job)
+    report("succeeded", job, job.message, attempt, duration, "")
+
+
+def describe_error(error: BaseException) -> str:
+    """Return ``"Type: message"`` for log lines."""
+    return f"{type(error).__name__}: {error}"
+
+
+async def dead_letter(
+    state: WorkerState,
+    job: Job,
+    message: TaskMessage | None,
+    attempts: int,
+    error_type: str,
+    error_message: str,
+) -> None:
+    """Move ``job`` to the dead-letter store (retried until it lands or the lease is gone)."""
+    entry = DeadLetterEntry(
+        queue=job.delivery.queue,
+        body=job.delivery.body,
+        task_id=message.task_id if message else "",
+        task_name=message.task_name if message else "",
+        error_type=error_type,
+        error_message=error_message,
+        attempts=attempts,
+        failed_at=time.time(),
+    )
+    what = f"dead-letter of task {entry.task_id or '(undecodable)'}"
+    if await persist(what, lambda: state.driver.dead_letter(job.delivery, entry), _deadline(job)):
+        state.dead_lettered += 1
+    state.held.discard(job)
+
+
+async def run_failed_hook(invocation: Invocation | None, mode: str, error: BaseException) -> None:
+    """Call the task's ``failed(error)`` hook; its own errors are logged, never raised."""
+    if invocation is None:
+        return
+    try:
+        if mode in ASYNC_MODES:
+            result = invocation.failed(error)
+            if inspect.isawaitable(result):
+                await result
+        else:
+            await asyncio.to_thread(invocation.failed, error)
+    except Exception:
+        logger.exception("the failed() hook of a task raised; ignored")
+
+
+def wants_retry(invocation: Invocation | None, error: BaseException) -> bool:
+    """Ask the task's ``should_retry(error)``; if it raises, log it and allow the retry."""
+    if invocation is None:
+        return True
+    try:
+        return bool(invocation.should_retry(error))
+    except Exception:
+        logger.exception("should_retry() of a task raised; treating it as True")
+        return True
+
+
+async def fail(
+    state: WorkerState,
+    job: Job,
+    message: TaskMessage,
+    attempt: int,
+    error: BaseException,
+    invocation: Invocation | None,
+    mode: str,
+    duration: float,
+    *,
+    retryable: bool = True,
+) -> None:
+    """Settle a failed execution: retry it, or run ``failed()`` and dead-letter it."""
+    allowed = retryable and wants_retry(invocation, error)
+    decision = retry.decide(
+        attempt=attempt,
+        max_attempts=message.max_attempts,
+        strategy=message.retry_strategy,
+        base_seconds=message.retry_delay_seconds,
+        retry_allowed=allowed,
+    )
+    if isinstance(decision, retry.Retry):
+        following = attrs.evolve(message, attempt=attempt + 1)
+        outgoing = Outgoing(
+            queue=message.queue,
+            body=encode(following),
+            delay_seconds=decision.delay_seconds,
+            visibility_timeout_seconds=message.visibility_timeout_seconds,
+            task_id=message.task_id,
+        )
+        stored = await persist(
+            f"retry of task {message.task_id}",
+            lambda: state.driver.retry(job.delivery, outgoing),
+            _deadline(job),
+        )
+        state.held.discard(job)
+        if stored:
+            state.retried += 1
+            report(
+                "retrying",
+                job,
+                message,
+                attempt,
+                duration,
+                f"{describe_error(error)}; next attempt in {decision.delay_seconds:g} s",
+            )
+        return
+    await run_failed_hook(invocation, mode, error)
+    await dead_letter(state, job, message, attempt, type(error).__name__, str(error))
+    report(
+        "dead-lettered",
+        job,
+        message,
+        attempt,
+        duration,
+        f"{describe_error(error)} ({decision.reason})",
+    )
+
+
+def _deadline(job: Job) -> Callable[[], float]:
+    return lambda: job.deadline
+
+
+async def run_ack_flusher(state: WorkerState) -> None:
+    """Ack finished jobs in batches: whatever piled up since the last call, in one call.
+
+    Returns once ``state.acking`` is False and nothing is left to ack. A failed ack is
+    retried (capped backoff) while the jobs' leases last; after that the broker delivers
+    them again (at-least-once).
+    """
+    failures = 0
+    while True:
+        if not state.acks:
+            if not state.acking:
+                return
+            state.ack_waiter = asyncio.get_running_loop().create_future()
+            await state.ack_waiter
+            continue
+        await flush_acks(state)
+        if state.acks:  # the flush failed: they were put back
+            failures += 1
+            await asyncio.sleep(pause_seconds(failures))
+        else:
+            failures = 0
+
+
+async def flush_acks(state: WorkerState) -> None:
+    """Ack every queued job in one call; on failure put back those whose lease may live."""
+    batch, state.acks = state.acks, []
+    if not batch:
+        return
+    try:
+        await state.driver.ack([job.delivery for job in batch])
+    except asyncio.CancelledError:
+        state.acks[:0] = batch  # the final flush acks them (twice is harmless)
+        raise
+    except Exception as exc:  # retried by the flusher
+        log_failure(f"ack of {len(batch)} tasks", exc, 1)
+        now = time.monotonic()
+        keep = [job for job in batch if job.deadline > now]
+        state.acks[:0] = keep
+        for job in batch:
+            if job.deadline <= now:
+                state.held.discard(job)
+        return
+    state.succeeded += len(batch)
+    held = state.held
+    for job in batch:
+        held.discard(job)

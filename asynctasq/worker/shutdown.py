@@ -1,0 +1,70 @@
+"""Stopping a worker: the first request drains, the second aborts (SPEC §4, C18).
+
+:class:`Shutdown` is the switch ``run_worker`` watches. ``SIGTERM``/``SIGINT`` call
+:meth:`Shutdown.request` when :func:`signal_handlers` installed them; tests and embedding
+code call it directly.
+
+* First request: stop fetching at once, give back claimed-but-unstarted deliveries at once,
+  let running tasks finish within the grace period, then give back what still runs.
+* Second request: cancel running tasks now and give their deliveries back (not counted as
+  an attempt), then exit. Nothing is lost either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+
+logger = logging.getLogger("asynctasq.worker")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Shutdown:
+    """A two-step stop switch for one worker run (create it inside the running loop)."""
+
+    def __init__(self) -> None:
+        self.draining = asyncio.Event()
+        self.aborting = asyncio.Event()
+        self.requests = 0
+
+    def request(self, reason: str = "requested") -> None:
+        """Ask the worker to stop: drain on the first call, abort on the next."""
+        self.requests += 1
+        if self.requests == 1:
+            logger.warning(
+                "worker stopping (%s): no new tasks; running ones may finish "
+                "(again to stop at once)",
+                reason,
+            )
+            self.draining.set()
+        else:
+            logger.warning("worker aborting (%s): cancelling running tasks", reason)
+            self.draining.set()
+            self.aborting.set()
+
+
+@contextlib.contextmanager
+def signal_handlers(shutdown: Shutdown) -> Iterator[None]:
+    """Route SIGTERM and SIGINT to ``shutdown.request`` while the block runs.
+
+    Does nothing off the main thread, or where the loop cannot take signal handlers.
+    """
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    if threading.current_thread() is threading.main_thread():
+        for number in STOP_SIGNALS:
+            try:
+                loop.add_signal_handler(number, shutdown.request, number.name)
+            except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
+                continue
+            installed.append(number)
+    try:
+        yield
+    finally:
+        for number in installed:
+            loop.remove_signal_handler(number)

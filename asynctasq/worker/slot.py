@@ -1,0 +1,172 @@
+"""Slots: ``concurrency`` long-lived coroutines, each taking one delivery at a time.
+
+A slot pops a claimed delivery from the local buffer, decodes it, finds the task in the
+registry (only there: a message never causes an import — SPEC §4, Security), executes it
+and settles it. No asyncio task is created per delivery; an idle slot parks on a future
+the fetch loop resolves when it hands out work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from asynctasq import retry
+from asynctasq.errors import AsyncTasQError, TaskNotFoundError
+from asynctasq.message import TaskMessage, decode
+from asynctasq.tasks.current import RUNNING
+from asynctasq.tasks.definition import Invocation
+from asynctasq.tasks.registry import find, registered_names
+from asynctasq.worker.execute import ProcessPoolUnavailableError, execute
+from asynctasq.worker.settle import dead_letter, fail, report, run_failed_hook, succeed
+from asynctasq.worker.state import Job, WorkerState
+
+logger = logging.getLogger("asynctasq.worker")
+
+
+class WorkerLostError(AsyncTasQError):
+    """The task's attempts were used up by executions whose worker died (lease expired)."""
+
+
+async def run_slot(state: WorkerState, aborted: list[Job]) -> None:
+    """Take deliveries from the buffer and process them until there is no more work.
+
+    Ends when the fetch loop has ended and the buffer is empty, or at once on a stop
+    request (buffered deliveries are then released by ``run_worker``). If cancelled (an
+    abort), the job in hand is appended to ``aborted`` for release.
+    """
+    buffer = state.buffer
+    draining = state.shutdown.draining
+    while True:
+        if draining.is_set():
+            return
+        if not buffer:
+            if not state.fetching:
+                return
+            await state.wait_for_work()
+            continue
+        job = buffer.popleft()
+        state.busy += 1
+        state.running.add(job)
+        try:
+            await process(state, job)
+        except asyncio.CancelledError:
+            aborted.append(job)
+            raise
+        finally:
+            state.busy -= 1
+            state.running.discard(job)
+            state.wake_fetcher()
+        if job.thread is not None:
+            await _wait_for_thread(job, draining)
+
+
+async def _wait_for_thread(job: Job, draining: asyncio.Event) -> None:
+    """Hold the slot until a timed-out sync call's thread is really done (bounded threads).
+
+    A stop request ends the wait: the job is settled, and the thread is a daemon.
+    """
+    call = job.thread
+    if call is None or call.finished.done():
+        return
+    started = time.monotonic()
+    stop: asyncio.Future[Any] = asyncio.ensure_future(draining.wait())
+    try:
+        await asyncio.wait([call.finished, stop], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if not call.finished.done():
+        return
+    logger.warning(
+        "the thread of timed-out task %s finished %.1f s later; its slot is free again",
+        job.message.task_id if job.message else "?",
+        time.monotonic() - started,
+    )
+
+
+async def process(state: WorkerState, job: Job) -> None:
+    """Decode, look up, execute and settle one delivery. Never raises but for cancellation."""
+    started = time.monotonic()
+    delivery = job.delivery
+    try:
+        message = decode(delivery.body)
+    except Exception as exc:  # garbage is dead-lettered, never fatal
+        logger.error("undecodable payload on queue %r: %s", delivery.queue, exc)
+        await dead_letter(
+            state, job, None, delivery.delivery_count, "SerializationError",
+            f"undecodable payload: {exc}",
+        )  # fmt: skip
+        report("dead-lettered", job, None, delivery.delivery_count, 0.0, str(exc))
+        return
+    job.message = message
+    definition = find(message.task_name)
+    if definition is None:
+        await _unknown_task(state, job, message)
+        return
+    lost = retry.decide_redelivery(
+        message_attempt=message.attempt,
+        delivery_count=delivery.delivery_count,
+        max_attempts=message.max_attempts,
+    )
+    attempt = retry.effective_attempt(message.attempt, delivery.delivery_count)
+    RUNNING.set((message, attempt, state.worker_id))
+    invocation: Invocation | None = None
+    error: BaseException | None
+    try:
+        invocation = definition.invoke(message.args, message.kwargs)
+    except Exception as exc:  # the arguments do not fit the task
+        error = exc
+    else:
+        if lost is not None:
+            await _lost(state, job, message, attempt - 1, lost.reason, invocation, definition.mode)
+            return
+        error = await execute(invocation, definition.mode, message, job, state.threads)
+    duration = time.monotonic() - started
+    if error is None:
+        succeed(state, job, attempt, duration)
+        return
+    await fail(
+        state,
+        job,
+        message,
+        attempt,
+        error,
+        invocation,
+        definition.mode,
+        duration,
+        retryable=not isinstance(error, ProcessPoolUnavailableError),
+    )
+
+
+async def _unknown_task(state: WorkerState, job: Job, message: TaskMessage) -> None:
+    """Dead-letter a message naming a task this worker has not registered (loudly)."""
+    error = TaskNotFoundError(f"unknown task {message.task_name!r}")
+    attempt = retry.effective_attempt(message.attempt, job.delivery.delivery_count)
+    logger.error(
+        "unknown task %r (task %s on queue %r): not registered in this worker; "
+        "registered: %s. Dead-lettered.",
+        message.task_name,
+        message.task_id,
+        job.delivery.queue,
+        ", ".join(registered_names()) or "none",
+    )
+    await dead_letter(state, job, message, attempt, type(error).__name__, str(error))
+    report("dead-lettered", job, message, attempt, 0.0, str(error))
+
+
+async def _lost(
+    state: WorkerState,
+    job: Job,
+    message: TaskMessage,
+    attempts: int,
+    reason: str,
+    invocation: Invocation,
+    mode: str,
+) -> None:
+    """Dead-letter a delivery whose attempts were all used by crashed executions (C02)."""
+    error = WorkerLostError(f"{reason} (worker lost / visibility timeout expired)")
+    await run_failed_hook(invocation, mode, error)
+    await dead_letter(state, job, message, attempts, type(error).__name__, str(error))
+    report("dead-lettered", job, message, attempts, 0.0, str(error))
