@@ -12,9 +12,10 @@ from typing import Any
 MASK = "***"
 
 # scheme://user:password@host... ; the password runs to the LAST '@' before the path, so
-# raw (unencoded) '@' or '#' in a password is still covered.
+# raw (unencoded) '@' or '#' in a password is still covered; a raw '@' in the user name
+# (Azure-style "me@tenant") is allowed too.
 _URL_PASSWORD = re.compile(
-    r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@]*:)(?P<pw>.*)@(?P<tail>[^@]*)$"
+    r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/]*:)(?P<pw>.*)@(?P<tail>[^@]*)$"
 )
 _KV_PASSWORD = re.compile(
     r"(?i)(?P<key>\b(?:password|pwd|pass)\s*=\s*)(?P<pw>'[^']*'|\"[^\"]*\"|\S+)"

@@ -57,3 +57,9 @@ def test_hand_built_records_mask_too() -> None:
     assert SECRET not in repr(PostgresConfig(dsn=f"postgresql://u:{SECRET}@h/db"))
     assert SECRET not in repr(SQSConfig(aws_secret_access_key=SECRET))
     assert SECRET not in repr(Config(redis=RedisConfig(password=SECRET)))
+
+
+def test_password_after_a_user_name_with_a_raw_at_sign_is_masked_in_repr() -> None:
+    shown = repr(PostgresConfig(dsn=f"postgresql://me@tenant:{SECRET}@h/db"))
+    assert SECRET not in shown
+    assert "postgresql://me@tenant:***@h/db" in shown
