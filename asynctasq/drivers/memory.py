@@ -134,6 +134,8 @@ class MemoryDriver:
         Waits on an ``asyncio.Event`` set by every enqueue, release and promotion, up to
         ``wait_seconds`` of real time, when nothing is ready; returns ``[]`` if still nothing.
         """
+        if not queues or limit <= 0:
+            return []
         claimed = self._claim(queues, limit)
         if claimed or wait_seconds <= 0:
             return claimed

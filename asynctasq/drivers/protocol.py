@@ -134,23 +134,38 @@ class Driver(Protocol):
         """Remove finished messages. A delivery whose lease was lost is skipped, not an error."""
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
-        """Make unfinished messages deliverable again at once (shutdown), without a new attempt."""
+        """Make unfinished messages deliverable again at once (shutdown), without a new attempt.
+
+        They are served next, in their order. Their next delivery reports the same
+        ``delivery_count`` as this one: a release is not counted as a delivery.
+        """
 
     async def retry(self, delivery: Delivery, message: Outgoing) -> None:
         """Store ``message`` (the next attempt) and remove ``delivery``, the store first.
 
         Atomic where the broker allows; otherwise a crash in between may duplicate the task,
-        never lose it.
+        never lose it. If the lease was already lost (another consumer holds the message
+        now), nothing is stored and a warning is logged.
         """
 
     async def dead_letter(self, delivery: Delivery, entry: DeadLetterEntry) -> None:
-        """Store ``entry`` in the queue's dead-letter store, then remove ``delivery``."""
+        """Store ``entry`` in the queue's dead-letter store, then remove ``delivery``.
+
+        As with :meth:`retry`, nothing is stored when the lease was already lost.
+        """
 
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
-        """Renew each delivery's lease to ``now + delivery.visibility_timeout_seconds``."""
+        """Renew each delivery's lease to ``now + delivery.visibility_timeout_seconds``.
+
+        A lease already lost stays lost (logged), so a message is never held twice.
+        """
 
     async def maintain(self, queues: Sequence[str]) -> None:
-        """Promote due delayed messages and recover expired leases (each exactly once)."""
+        """Promote due delayed messages and recover expired leases (each exactly once).
+
+        Safe to call from every worker at once. Recovered messages keep their raised count,
+        so their next delivery reports one more.
+        """
 
     async def sizes(self, queue: str) -> QueueSizes:
         """Return the queue's message counts."""

@@ -93,6 +93,10 @@ async def test_dequeue_takes_at_most_limit(broker: Broker) -> None:
     assert len(await broker.driver.dequeue([q], limit=2, wait_seconds=0)) == 2
     assert len(await broker.driver.dequeue([q], limit=10, wait_seconds=0)) == 3
     assert await broker.driver.dequeue([q], limit=10, wait_seconds=0) == []
+    await broker.driver.enqueue(out(q, b"kept"))
+    assert await broker.driver.dequeue([q], limit=0, wait_seconds=0) == []
+    assert await broker.driver.dequeue([], limit=5, wait_seconds=0) == []
+    assert (await broker.driver.sizes(q)).ready == 1
 
 
 async def test_empty_dequeue_waits_about_wait_seconds_then_returns_nothing(broker: Broker) -> None:
