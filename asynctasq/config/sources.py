@@ -22,6 +22,7 @@ the keyword arguments it was constructed with (``RedisConfig(db=5)`` sets only
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,6 @@ def environ(mapping: Mapping[str, str] | None = None) -> Layer:
 
     """
     if mapping is None:
-        import os
-
         mapping = os.environ
     return _text_layer((name, raw, f"environment variable {name}") for name, raw in mapping.items())
 
