@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from asynctasq import context
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -24,6 +27,17 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("ASYNCTASQ_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _no_current_handle() -> Iterator[None]:
+    """Start every test with no current handle, and drop whatever the test made current."""
+    token = context.make_current(None)
+    yield
+    try:
+        context.restore(token)
+    except ValueError:  # the token belongs to another context: just clear this one
+        context.make_current(None)
 
 
 @pytest.fixture
