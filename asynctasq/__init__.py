@@ -1,1 +1,83 @@
-"""asynctasq: an async-first background task queue for Python."""
+"""asynctasq: an async-first background task queue for Python.
+
+Public API: import from here. Configuration (``init``, ``configured``, ``Config`` and its
+group records), tasks (``task``, the task base classes, ``dispatch_many``), the worker
+(``run_worker``), ``run`` and the errors.
+"""
+
+from asynctasq.config.records import (
+    Config,
+    EventsConfig,
+    MySQLConfig,
+    PostgresConfig,
+    ProcessPoolConfig,
+    RabbitMQConfig,
+    RedisConfig,
+    RepositoryConfig,
+    SQSConfig,
+    TaskDefaultsConfig,
+)
+from asynctasq.drivers import build_driver
+from asynctasq.errors import (
+    AsyncTasQError,
+    ConfigError,
+    DriverError,
+    MessageTooLargeError,
+    SerializationError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+)
+from asynctasq.handle import Handle, configured, current_handle, init
+from asynctasq.runner import run
+from asynctasq.tasks import (
+    AsyncProcessTask,
+    AsyncTask,
+    PendingDispatch,
+    SyncProcessTask,
+    SyncTask,
+    Task,
+    TaskConfig,
+    TaskInfo,
+    current_task,
+    dispatch_many,
+    task,
+)
+from asynctasq.worker.run import run_worker
+
+__all__ = [
+    "AsyncProcessTask",
+    "AsyncTasQError",
+    "AsyncTask",
+    "Config",
+    "ConfigError",
+    "DriverError",
+    "EventsConfig",
+    "Handle",
+    "MessageTooLargeError",
+    "MySQLConfig",
+    "PendingDispatch",
+    "PostgresConfig",
+    "ProcessPoolConfig",
+    "RabbitMQConfig",
+    "RedisConfig",
+    "RepositoryConfig",
+    "SQSConfig",
+    "SerializationError",
+    "SyncProcessTask",
+    "SyncTask",
+    "Task",
+    "TaskConfig",
+    "TaskDefaultsConfig",
+    "TaskInfo",
+    "TaskNotFoundError",
+    "TaskTimeoutError",
+    "build_driver",
+    "configured",
+    "current_handle",
+    "current_task",
+    "dispatch_many",
+    "init",
+    "run",
+    "run_worker",
+    "task",
+]

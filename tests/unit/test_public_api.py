@@ -1,0 +1,74 @@
+"""The public API is exactly this list; changing it is a deliberate act."""
+
+from __future__ import annotations
+
+import asynctasq
+
+PUBLIC_NAMES = {
+    # configuration (seed: "Configuration Functions", "Configuration Options")
+    "init",
+    "Config",
+    "RedisConfig",
+    "SQSConfig",
+    "PostgresConfig",
+    "MySQLConfig",
+    "RabbitMQConfig",
+    "EventsConfig",
+    "TaskDefaultsConfig",
+    "ProcessPoolConfig",
+    "RepositoryConfig",
+    # the handle and scoped overrides (SPEC §1)
+    "Handle",
+    "configured",
+    "current_handle",
+    # tasks (SPEC §3)
+    "task",
+    "Task",
+    "AsyncTask",
+    "SyncTask",
+    "AsyncProcessTask",
+    "SyncProcessTask",
+    "TaskConfig",
+    "PendingDispatch",
+    "dispatch_many",
+    "current_task",
+    "TaskInfo",
+    # services built from the record (SPEC §1)
+    "build_driver",
+    "run_worker",
+    "run",
+    # errors (DESIGN "Errors")
+    "AsyncTasQError",
+    "ConfigError",
+    "DriverError",
+    "MessageTooLargeError",
+    "SerializationError",
+    "TaskNotFoundError",
+    "TaskTimeoutError",
+}
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    assert set(asynctasq.__all__) == PUBLIC_NAMES
+
+
+def test_all_has_no_duplicates() -> None:
+    assert len(asynctasq.__all__) == len(set(asynctasq.__all__))
+
+
+def test_every_public_name_is_importable_from_the_package() -> None:
+    missing = [name for name in PUBLIC_NAMES if not hasattr(asynctasq, name)]
+    assert missing == []
+
+
+def test_nothing_public_leaks_beyond_all() -> None:
+    public = {
+        name
+        for name in vars(asynctasq)
+        if not name.startswith("_") and not isinstance(getattr(asynctasq, name), type(asynctasq))
+    }
+    assert public <= PUBLIC_NAMES
+
+
+def test_config_get_is_a_classmethod_of_config() -> None:
+    assert asynctasq.Config.get().driver == "redis"
