@@ -49,7 +49,6 @@ class TaskMessage:
         correlation_id: the caller's id tying related tasks together, or ``None``.
         dispatched_at: when the task was first dispatched, epoch seconds (UTC).
         mode: ``"async"``, ``"sync"``, ``"async_process"`` or ``"sync_process"``.
-
     """
 
     task_id: str
@@ -76,7 +75,6 @@ def encode(message: TaskMessage) -> bytes:
             ``cannot serialize args[1] (a _thread.lock): ...`` or
             ``cannot serialize kwargs['when']['x'] (a function): ...``; or a field of the
             message itself is invalid (e.g. ``attempt`` below 1), named the same way.
-
     """
     fields = [
         FORMAT_VERSION,
@@ -107,7 +105,6 @@ def decode(body: bytes | bytearray | memoryview) -> TaskMessage:
             array), has another format version, has a field of the wrong type or value, or
             holds an argument this process cannot rebuild (e.g. an Enum whose module the
             worker has not imported). The message says which.
-
     """
     fields = codec.unpack(body)
     if type(fields) is not list or not fields:
@@ -159,6 +156,7 @@ _LAYOUT: Final[tuple[tuple[str, tuple[type, ...]], ...]] = (
     ("dispatched_at", _NUMBER),
     ("mode", (str,)),
 )
+_STR_ONLY: Final = frozenset({str})
 # Every valid tuple of field types: checking one membership is the fast path.
 _SIGNATURES: Final = frozenset(itertools.product(*(types for _, types in _LAYOUT)))
 
@@ -196,7 +194,7 @@ def _value_problem(fields: list[Any]) -> str | None:
         and (timeout is None or timeout > 0)
         and visibility > 0
         and mode in MODES
-        and set(map(type, kwargs)) <= {str}
+        and set(map(type, kwargs)) <= _STR_ONLY
     ):
         return None
     problems = (

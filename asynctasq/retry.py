@@ -82,7 +82,6 @@ def backoff_seconds(
             ``cap_seconds`` is negative, NaN or infinite (never because of ``attempt``).
 
     Source: SPEC §4.
-
     """
     base, cap = float(base_seconds), float(cap_seconds)
     if not (0 <= base < math.inf and 0 <= cap < math.inf):
@@ -135,7 +134,6 @@ def decide(
             :func:`backoff_seconds`); only when a retry is due.
 
     Source: SPEC §4; seed/configuration.md (``max_attempts`` counts every execution).
-
     """
     if attempt >= max_attempts:
         return DeadLetter(f"max attempts ({max_attempts}) reached")
@@ -157,7 +155,6 @@ def effective_attempt(message_attempt: int, delivery_count: int) -> int:
             (1 the first time).
 
     Source: field cases C01/C02 (a crash counts as an attempt; recovery follows the policy).
-
     """
     return message_attempt + max(delivery_count, 1) - 1
 
@@ -178,7 +175,6 @@ def decide_redelivery(
 
     Source: field case C02 (with no attempt left, an abandoned task is dead-lettered with a
     reason naming the worker loss).
-
     """
     attempt = effective_attempt(message_attempt, delivery_count)
     if attempt <= max_attempts:

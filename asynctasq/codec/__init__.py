@@ -74,7 +74,6 @@ def lower(value: object, where: str) -> Any:
     Raises:
         SerializationError: a value inside cannot travel; the message names its path,
             e.g. ``cannot serialize kwargs['when'][2] (a function): unsupported type; ...``.
-
     """
     try:
         return encoders.lower(value)
@@ -95,7 +94,6 @@ def lower_items(items: Collection[Any], where: str) -> list[Any]:
 
     Raises:
         SerializationError: an item cannot travel; the message names its path.
-
     """
     try:
         return encoders.lower_items(items)
@@ -113,7 +111,6 @@ def pack(native: object) -> bytes:
     Raises:
         SerializationError: the tree holds a value :func:`lower` did not produce, or is
             nested deeper than msgpack allows.
-
     """
     try:
         return wire.packb(native)
@@ -127,7 +124,6 @@ def unpack(data: bytes | bytearray | memoryview) -> Any:
     Raises:
         SerializationError: ``data`` is not msgpack, is truncated or has trailing bytes, holds
             an unknown extension type, or names a class or zone this process cannot use.
-
     """
     try:
         return decoders.unpack(data)

@@ -60,7 +60,6 @@ def find_class(path: object, kind: str, is_kind: Callable[[type], bool]) -> Any:
     Raises:
         SerializationError: no such class in an imported module, or not of that kind; says
             when the module is simply not imported in this process.
-
     """
     cls = find(path) if type(path) is str else None
     if isinstance(cls, type) and is_kind(cls):

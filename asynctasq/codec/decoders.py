@@ -30,7 +30,6 @@ def unpack(data: bytes | bytearray | memoryview) -> Any:
     Raises:
         SerializationError: an unknown extension type, an unknown zone or class.
         Exception: msgpack's own errors on malformed data (the caller translates them).
-
     """
     return wire.unpack(data, _ext_hook)
 

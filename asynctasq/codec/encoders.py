@@ -48,7 +48,6 @@ def lower(obj: object) -> Any:
     Raises:
         UnsupportedError: a value inside cannot travel.
         RecursionError: nested too deeply, or the value contains itself.
-
     """
     kind = type(obj)
     if kind in NATIVE:
@@ -66,7 +65,6 @@ def lower_items(items: Collection[Any]) -> list[Any]:
 
     Raises:
         UnsupportedError: an item cannot travel (its index is added to the path).
-
     """
     if set(map(type, items)) <= NATIVE:
         return items if type(items) is list else list(items)

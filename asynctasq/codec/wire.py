@@ -43,7 +43,6 @@ def packb(native: object) -> bytes:
     Raises:
         TypeError: ``native`` holds a value that is neither native nor an ExtType.
         ValueError: nesting deeper than msgpack's limit.
-
     """
     return Packer(default=_bigint, strict_types=True).pack(native)  # type: ignore[no-any-return]
 
@@ -58,7 +57,6 @@ def unpack(data: bytes | bytearray | memoryview, ext_hook: Callable[[int, bytes]
 
     Raises:
         Exception: whatever msgpack or ``ext_hook`` raises on bad data (callers translate it).
-
     """
     return unpackb(data, ext_hook=ext_hook, strict_map_key=False, raw=False)
 
