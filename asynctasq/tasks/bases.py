@@ -62,11 +62,12 @@ class BaseTask:
 
     Attributes:
         config: the class's settings (chained calls override them; they override
-            ``task_defaults``).
+            ``task_defaults``). Not a ``ClassVar``, so that subclasses can write
+            ``config: TaskConfig = {...}`` as SPEC §3 shows and type checkers accept it.
         definition: the registry entry, set when the class is defined.
     """
 
-    config: ClassVar[TaskConfig] = {}
+    config: TaskConfig = {}  # noqa: RUF012 -- subclasses write `config: TaskConfig = {...}`
     mode: ClassVar[Mode] = "async"
     definition: ClassVar[TaskDefinition]
 

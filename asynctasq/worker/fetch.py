@@ -104,7 +104,7 @@ async def run_fetcher(state: WorkerState) -> None:
             now = time.monotonic()
             jobs = [new_job(delivery, now) for delivery in deliveries]
             state.claimed += len(jobs)
-            state.held.update(jobs)
+            state.hold(jobs)
             if state.shutdown.draining.is_set():
                 await release_jobs(state, jobs, "claimed while stopping")
                 return

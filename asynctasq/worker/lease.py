@@ -8,7 +8,6 @@ blocking body does not delay it. One ``extend`` call renews every due delivery.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -18,7 +17,7 @@ from asynctasq.worker.state import Job, WorkerState
 logger = logging.getLogger("asynctasq.worker")
 
 MAX_TICK_SECONDS = 1.0
-"""The longest the loop sleeps, so newly claimed short leases are seen in time."""
+"""The longest the loop sleeps (a claim due for renewal sooner wakes it early)."""
 
 MIN_TICK_SECONDS = 0.02
 
@@ -60,4 +59,4 @@ async def run_leases(state: WorkerState) -> None:
         due = due_jobs(state.held, now)
         if due:
             await renew(state, due, now)
-        await asyncio.sleep(next_tick(state.held, time.monotonic()))
+        await state.sleep_until_lease_due(next_tick(state.held, time.monotonic()))

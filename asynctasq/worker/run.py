@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -141,7 +142,7 @@ async def _run(state: WorkerState) -> None:
     slots = [_spawn(run_slot(state, aborted)) for _ in range(state.settings.concurrency)]
     try:
         await _until_done_or_stopped(state, slots)
-        await _drain(state, slots, aborted)
+        await _drain(state, fetcher, slots, aborted)
         await _stop_fetcher(state, fetcher)
     finally:
         for task in [fetcher, *slots]:
@@ -174,26 +175,30 @@ async def _until_done_or_stopped(state: WorkerState, slots: list[asyncio.Task[No
         every_slot.cancel()
 
 
-async def _drain(state: WorkerState, slots: list[asyncio.Task[None]], aborted: list[Job]) -> None:
-    """After a stop request: release the buffer, give running tasks their grace, then cancel."""
+async def _drain(
+    state: WorkerState,
+    fetcher: asyncio.Task[None],
+    slots: list[asyncio.Task[None]],
+    aborted: list[Job],
+) -> None:
+    """After a stop request: end fetching, release the buffer, give running tasks their grace.
+
+    The fetch loop ends first (a blocking fetch returns within ``wait_seconds``; what it
+    brings is released at once), so our own fetch cannot take back what we release.
+    """
     if not state.shutdown.draining.is_set():
         return
-    state.wake_fetcher()
+    began = time.monotonic()
     state.wake_slots(-1)
-    buffered = list(state.buffer)
-    state.buffer.clear()
-    await release_jobs(state, buffered, "worker stopping")
+    await _stop_fetcher(state, fetcher)
     running = [slot for slot in slots if not slot.done()]
     if running:
-        logger.warning(
-            "waiting up to %g s for %d running task(s) to finish",
-            state.settings.shutdown_grace_seconds,
-            state.busy,
-        )
+        grace = max(0.0, state.settings.shutdown_grace_seconds - (time.monotonic() - began))
+        logger.warning("waiting up to %.3g s for %d running task(s) to finish", grace, state.busy)
         abort = _spawn(_wait_event(state.shutdown.aborting))
         every_slot = _spawn(_wait_all(running))
         try:
-            await _first(abort, every_slot, limit_seconds=state.settings.shutdown_grace_seconds)
+            await _first(abort, every_slot, limit_seconds=grace)
         finally:
             abort.cancel()
             every_slot.cancel()
@@ -206,12 +211,20 @@ async def _drain(state: WorkerState, slots: list[asyncio.Task[None]], aborted: l
 
 
 async def _stop_fetcher(state: WorkerState, fetcher: asyncio.Task[None]) -> None:
-    """Let the fetch loop end on its own (it releases a late batch); cancel it if stuck."""
+    """Let the fetch loop end on its own, then release what is still buffered.
+
+    A fetch blocked on the broker returns within ``wait_seconds`` and releases what it
+    brought; an abort request, or a fetch stuck far longer, cancels it instead.
+    """
     state.wake_fetcher()
     if not fetcher.done():
-        limit = 0.0 if state.shutdown.aborting.is_set() else state.settings.wait_seconds + 5.0
-        await asyncio.wait([fetcher], timeout=limit)
+        abort = _spawn(_wait_event(state.shutdown.aborting))
+        try:
+            await _first(fetcher, abort, limit_seconds=state.settings.wait_seconds + 5.0)
+        finally:
+            abort.cancel()
     fetcher.cancel()
+    await asyncio.gather(fetcher, return_exceptions=True)
     leftover = list(state.buffer)
     state.buffer.clear()
     await release_jobs(state, leftover, "worker stopping")

@@ -164,6 +164,8 @@ class WorkerState:
     idle_slots: deque[asyncio.Future[None]] = attrs.field(factory=deque)
     room_waiter: asyncio.Future[None] | None = None
     ack_waiter: asyncio.Future[None] | None = None
+    lease_waiter: asyncio.Future[None] | None = None
+    lease_wake_at: float = 0.0
 
     def room(self) -> int:
         """Deliveries the fetch loop may claim now: free slots, within ``max_tasks``."""
@@ -204,6 +206,25 @@ class WorkerState:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def hold(self, jobs: Sequence[Job]) -> None:
+        """Track newly claimed ``jobs`` for renewal; wake the lease loop if one is due sooner."""
+        self.held.update(jobs)
+        soonest = min(job.extend_at for job in jobs)
+        waiter = self.lease_waiter
+        if soonest < self.lease_wake_at and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def sleep_until_lease_due(self, seconds: float) -> None:
+        """Sleep ``seconds`` in the lease loop, or less if :meth:`hold` wakes it."""
+        loop = asyncio.get_running_loop()
+        self.lease_wake_at = time.monotonic() + seconds
+        self.lease_waiter = waiter = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+
     def stop_acking(self) -> None:
         """Let the ack loop end once it has acked everything queued."""
         self.acking = False
@@ -222,6 +243,11 @@ class WorkerState:
             released=self.released,
             runtime_seconds=time.monotonic() - self.started_at,
         )
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def deliveries_of(jobs: Sequence[Job]) -> list[Delivery]:

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import pytest
+
+from asynctasq.errors import ConfigError
+from asynctasq.handle import Handle
+from asynctasq.tasks import AsyncProcessTask, AsyncTask, SyncProcessTask, SyncTask, TaskConfig
+from asynctasq.tasks.registry import find, lookup
+from tests.unit.tasks.conftest import enqueued
+
+pytestmark = pytest.mark.anyio
+
+
+class SendEmail(AsyncTask):
+    config: TaskConfig = {"queue": "emails", "max_attempts": 5, "correlation_id": "mail"}  # noqa: RUF012
+
+    def __init__(self, to: str, subject: str = "hi") -> None:
+        super().__init__(to=to, subject=subject)
+
+    async def execute(self) -> str:
+        return f"{self.to}:{self.subject}"
+
+
+class Resize(SyncTask, name="images.resize"):
+    def execute(self) -> int:
+        return 1
+
+
+class Heavy(SyncProcessTask):
+    def execute(self) -> int:
+        return 2
+
+
+class HeavyAsync(AsyncProcessTask):
+    async def execute(self) -> int:
+        return 3
+
+
+class SharedBase(AsyncTask, abstract=True):
+    config: TaskConfig = {"queue": "shared"}  # noqa: RUF012
+
+
+class FromShared(SharedBase):
+    async def execute(self) -> None:
+        return None
+
+
+def test_a_task_class_is_registered_with_its_mode_and_config() -> None:
+    definition = lookup(f"{__name__}:SendEmail")
+    assert definition is SendEmail.definition
+    assert definition.mode == "async"
+    assert (definition.options.queue, definition.options.max_attempts) == ("emails", 5)
+    assert lookup("images.resize").mode == "sync"
+    assert Heavy.definition.mode == "sync_process"
+    assert HeavyAsync.definition.mode == "async_process"
+
+
+def test_an_abstract_base_is_not_registered_and_its_config_is_inherited() -> None:
+    assert find(f"{__name__}:SharedBase") is None
+    assert FromShared.definition.options.queue == "shared"
+
+
+def test_arguments_are_stored_and_become_attributes() -> None:
+    email = SendEmail("a@example.com")
+    assert (email.to, email.subject) == ("a@example.com", "hi")
+    assert dict(email.pending().kwargs) == {"to": "a@example.com", "subject": "hi"}
+
+
+async def test_a_class_task_dispatches_with_its_config(handle: Handle) -> None:
+    task_id = await SendEmail("b@example.com", subject="yo").dispatch()
+    [message] = await enqueued(handle, "emails")
+    assert message.task_id == task_id
+    assert message.task_name == f"{__name__}:SendEmail"
+    assert (message.args, message.kwargs) == ((), {"to": "b@example.com", "subject": "yo"})
+    assert (message.max_attempts, message.correlation_id) == (5, "mail")
+
+
+async def test_chaining_on_an_instance_beats_the_class_config(handle: Handle) -> None:
+    await SendEmail("c@example.com").on_queue("urgent").max_attempts(2).dispatch()
+    [message] = await enqueued(handle, "urgent")
+    assert message.max_attempts == 2
+
+
+async def test_the_worker_side_rebuilds_the_instance_from_the_arguments() -> None:
+    invocation = SendEmail.definition.invoke((), {"to": "d@example.com", "subject": "s"})
+    assert await invocation.execute() == "d@example.com:s"
+    assert invocation.should_retry(ValueError()) is True
+
+
+def test_argument_names_reserved_by_the_base_are_refused() -> None:
+    class Clashing(AsyncTask):
+        async def execute(self) -> None:
+            return None
+
+    with pytest.raises(TypeError, match="dispatch"):
+        Clashing(dispatch=1)
+
+
+def test_a_subclass_that_skips_super_init_is_told_how_to_fix_it() -> None:
+    class Forgetful(AsyncTask):
+        def __init__(self, x: int) -> None:
+            self.x = x
+
+        async def execute(self) -> None:
+            return None
+
+    with pytest.raises(TypeError, match=r"super\(\).__init__"):
+        Forgetful(1).pending()
+
+
+def test_a_bad_class_config_is_a_config_error_naming_the_class() -> None:
+    with pytest.raises(ConfigError, match="max_attempts"):
+
+        class Bad(AsyncTask):
+            config: TaskConfig = {"max_attempts": 0}  # noqa: RUF012
+
+    with pytest.raises(ConfigError, match="unknown task option"):
+
+        class Typo(AsyncTask):
+            config = {"max_attempt": 3}  # type: ignore[typeddict-unknown-key]  # noqa: RUF012

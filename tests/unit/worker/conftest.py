@@ -1,0 +1,44 @@
+"""Fixtures for worker tests on the memory driver: a handle and a bounded worker run."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from asynctasq.drivers.memory import MemoryDriver
+from asynctasq.drivers.protocol import DeadLetterEntry, QueueSizes
+from asynctasq.handle import Handle, configured
+from asynctasq.worker import WorkerStats, run_worker
+
+DEFAULTS = {"queue": "q", "retry_delay": 0, "retry_strategy": "fixed", "max_attempts": 3}
+
+
+@pytest.fixture
+async def handle() -> AsyncIterator[Handle]:
+    async with configured(driver="memory", task_defaults=DEFAULTS) as opened:
+        yield opened
+
+
+async def work(handle: Handle, **options: Any) -> WorkerStats:
+    """Run a worker (no signal handlers) with a 20 s safety limit."""
+    options.setdefault("queues", ["q"])
+    options.setdefault("concurrency", 4)
+    with anyio.fail_after(20):
+        return await run_worker(handle, handle_signals=False, **options)
+
+
+async def memory(handle: Handle) -> MemoryDriver:
+    driver = await handle.driver()
+    assert isinstance(driver, MemoryDriver)
+    return driver
+
+
+async def sizes(handle: Handle, queue: str = "q") -> QueueSizes:
+    return await (await memory(handle)).sizes(queue)
+
+
+async def dead(handle: Handle, queue: str = "q") -> list[DeadLetterEntry]:
+    return await (await memory(handle)).dead_letters(queue)

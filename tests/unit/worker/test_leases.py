@@ -1,0 +1,55 @@
+"""A running task keeps its lease however long it runs (FIELD-CASES C06)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from asynctasq.handle import Handle
+from asynctasq.tasks import task
+from asynctasq.worker.lease import due_jobs, next_tick
+from asynctasq.worker.state import new_job
+from tests.unit.worker.conftest import sizes, work
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_long_async_task_is_never_handed_out_twice(handle: Handle) -> None:
+    runs: list[int] = []
+
+    @task(visibility_timeout=0.15)
+    async def long_async() -> None:
+        runs.append(1)
+        await asyncio.sleep(0.6)  # four lease lengths; the memory driver recovers every 0.05 s
+
+    await long_async().dispatch()
+    stats = await work(handle, max_tasks=1, concurrency=4)
+    assert runs == [1]
+    assert stats.succeeded == 1
+    assert (await sizes(handle)).ready == 0
+
+
+async def test_a_long_sync_task_is_never_handed_out_twice(handle: Handle) -> None:
+    runs: list[int] = []
+
+    @task(visibility_timeout=0.15)
+    def long_sync() -> None:
+        runs.append(1)
+        time.sleep(0.6)
+
+    await long_sync().dispatch()
+    await work(handle, max_tasks=1, concurrency=4)
+    assert runs == [1]
+
+
+def test_a_lease_is_renewed_after_a_third_of_its_length() -> None:
+    from asynctasq.drivers.protocol import Delivery
+
+    job = new_job(Delivery("q", b"", receipt=1, visibility_timeout_seconds=30.0), now=100.0)
+    assert (job.extend_at, job.deadline) == (110.0, 130.0)
+    assert due_jobs({job}, 109.9) == []
+    assert due_jobs({job}, 110.0) == [job]
+    assert next_tick({job}, 109.5) == pytest.approx(0.5)
+    assert next_tick(set(), 0.0) == 1.0
