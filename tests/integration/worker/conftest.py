@@ -1,0 +1,149 @@
+"""Worker subprocesses on the real Redis, unique queues, and a ledger in Redis db 14."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import redis
+from redis.asyncio import Redis
+
+from asynctasq.handle import Handle, configured
+from tests.integration.worker.tasks_mod import LEDGER_URL
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+TASKS_MODULE = "tests.integration.worker.tasks_mod"
+MAINTENANCE_SECONDS = 0.5
+
+
+@attrs.define
+class Worker:
+    """A worker subprocess and where its output goes."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def signal(self, number: int) -> None:
+        self.process.send_signal(number)
+
+    def wait(self, seconds: float) -> int:
+        return self.process.wait(timeout=seconds)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@attrs.define
+class Ledger:
+    """Rows the tasks wrote to the ledger list ``key`` (Redis db 14)."""
+
+    key: str
+    client: redis.Redis
+
+    def rows(self, event: str | None = None) -> list[dict[str, Any]]:
+        found = [json.loads(raw) for raw in self.client.lrange(self.key, 0, -1)]
+        return [row for row in found if event is None or row["event"] == event]
+
+    async def wait_for(
+        self, check: Callable[[list[dict[str, Any]]], bool], seconds: float
+    ) -> list[dict[str, Any]]:
+        """Poll until ``check(rows)`` holds; fail the test after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            rows = self.rows()
+            if check(rows):
+                return rows
+            if time.monotonic() > deadline:
+                pytest.fail(f"ledger condition not met within {seconds} s; rows: {rows}")
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def queue(redis_url: str) -> Iterator[str]:
+    """A queue name no other test uses; its keys are removed afterwards."""
+    name = f"w-{uuid.uuid4().hex[:12]}"
+    yield name
+    with redis.Redis.from_url(redis_url) as client:
+        client.delete(*(f"queue:{name}{s}" for s in ("", ":processing", ":delayed", ":dead")))
+
+
+@pytest.fixture
+def ledger(redis_url: str) -> Iterator[Ledger]:
+    key = f"ledger-{uuid.uuid4().hex[:12]}"
+    client = redis.Redis.from_url(LEDGER_URL)
+    yield Ledger(key, client)
+    client.delete(key, *client.keys(f"{key}:*"))
+    client.close()
+
+
+def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASQ_")}
+    env.update(
+        PYTHONPATH=str(REPO_ROOT),
+        ASYNCTASQ_DRIVER="redis",
+        ASYNCTASQ_REDIS_URL=redis_url,
+        ASYNCTASQ_REDIS_DELAYED_TASK_INTERVAL=str(MAINTENANCE_SECONDS),
+        LEDGER_URL=LEDGER_URL,
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Start ``python -m asynctasq worker --import tasks_mod ARGS``; kill leftovers at the end."""
+    started: list[Worker] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> Worker:
+        log = tmp_path / f"worker-{len(started)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "asynctasq", "worker", "--import", TASKS_MODULE, *args],
+                cwd=cwd,
+                env=env or worker_env(redis_url),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        worker = Worker(process, log)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.send_signal(signal.SIGKILL)
+            worker.process.wait(10)
+
+
+@pytest.fixture
+async def handle(redis_url: str) -> AsyncIterator[Handle]:
+    """The test's own handle on the same Redis, for dispatching and inspection."""
+    settings = {"url": redis_url, "delayed_task_interval": MAINTENANCE_SECONDS}
+    async with configured(driver="redis", redis=settings) as opened:
+        yield opened
+
+
+async def queue_keys(redis_url: str, queue: str) -> dict[str, int]:
+    """Return how many messages each of the queue's keys holds."""
+    async with Redis.from_url(redis_url) as client:
+        return {
+            "ready": await client.llen(f"queue:{queue}"),
+            "in_flight": await client.zcard(f"queue:{queue}:processing"),
+            "delayed": await client.zcard(f"queue:{queue}:delayed"),
+            "dead": await client.llen(f"queue:{queue}:dead"),
+        }

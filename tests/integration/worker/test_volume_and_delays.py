@@ -1,0 +1,84 @@
+"""Many tasks through two workers, each run once; delayed tasks never early (C03, C12)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from asynctasq.handle import Handle
+from asynctasq.tasks import dispatch_many
+from tests.integration.worker import tasks_mod
+from tests.integration.worker.conftest import MAINTENANCE_SECONDS, Ledger, Worker, queue_keys
+
+pytestmark = pytest.mark.anyio
+
+TOTAL = 10_000
+
+
+async def test_ten_thousand_tasks_through_two_workers_each_run_once(
+    handle: Handle, queue: str, ledger: Ledger, start_worker: Callable[..., Worker], redis_url: str
+) -> None:
+    ids: list[str] = []
+    for start in range(0, TOTAL, 1000):
+        batch = [
+            tasks_mod.record(ledger.key, str(n)).on_queue(queue) for n in range(start, start + 1000)
+        ]
+        ids += await dispatch_many(batch)
+    workers = [
+        start_worker("--queues", queue, "--concurrency", "50", "--log-level", "warning")
+        for _ in range(2)
+    ]
+    await ledger.wait_for(lambda rows: len(rows) >= TOTAL, 120)
+    runs = Counter(row["task_id"] for row in ledger.rows("run"))
+    assert set(runs) == set(ids)
+    assert max(runs.values()) == 1
+    assert {row["pid"] for row in ledger.rows("run")} == {w.pid for w in workers}
+    for worker in workers:
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(15) == 0
+    assert await queue_keys(redis_url, queue) == {
+        "ready": 0,
+        "in_flight": 0,
+        "delayed": 0,
+        "dead": 0,
+    }
+
+
+async def test_a_delayed_task_survives_a_killed_worker_and_never_runs_early(
+    handle: Handle, queue: str, ledger: Ledger, start_worker: Callable[..., Worker]
+) -> None:
+    dispatched = time.time()
+    await tasks_mod.record(ledger.key, "delayed").on_queue(queue).delay(3).dispatch()
+    first = start_worker("--queues", queue)
+    await asyncio.sleep(1.0)
+    first.signal(signal.SIGKILL)
+    first.wait(10)
+    second = start_worker("--queues", queue)
+    [row] = await ledger.wait_for(lambda rows: len(rows) == 1, 15)
+    assert row["t"] >= dispatched + 3 - 0.05
+    assert row["t"] <= dispatched + 3 + MAINTENANCE_SECONDS + 3
+    assert row["pid"] == second.pid
+    await asyncio.sleep(MAINTENANCE_SECONDS * 2)
+    assert len(ledger.rows()) == 1
+    second.signal(signal.SIGTERM)
+    assert second.wait(10) == 0
+
+
+async def test_tasks_due_before_the_worker_started_run_promptly(
+    handle: Handle, queue: str, ledger: Ledger, start_worker: Callable[..., Worker]
+) -> None:
+    await dispatch_many(
+        [tasks_mod.record(ledger.key, str(n)).on_queue(queue).delay(0.5) for n in range(5)]
+    )
+    await asyncio.sleep(1.5)
+    started = time.time()
+    worker = start_worker("--queues", queue)
+    rows = await ledger.wait_for(lambda rows: len(rows) == 5, 15)
+    assert max(r["t"] for r in rows) <= started + MAINTENANCE_SECONDS + 3
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(10) == 0
