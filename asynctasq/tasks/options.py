@@ -65,12 +65,18 @@ class TaskOptions:
 
     def over(self, lower: TaskOptions) -> TaskOptions:
         """Return these options with every unset key taken from ``lower``."""
+        if self is NO_OPTIONS:
+            return lower
         return TaskOptions(
             **{
                 name: mine if (mine := getattr(self, name)) is not None else getattr(lower, name)
                 for name in OPTION_NAMES
             }
         )
+
+
+NO_OPTIONS = TaskOptions()
+"""The empty options (shared: records are immutable); a pending dispatch starts with it."""
 
 
 @attrs.frozen

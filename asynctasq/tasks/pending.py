@@ -22,7 +22,7 @@ import attrs
 
 from asynctasq.tasks.definition import TaskDefinition
 from asynctasq.tasks.dispatch import dispatch
-from asynctasq.tasks.options import TaskOptions, check_option
+from asynctasq.tasks.options import NO_OPTIONS, TaskOptions, check_option
 
 
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -44,7 +44,7 @@ class PendingDispatch:
     task: TaskDefinition
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
-    overrides: TaskOptions = attrs.field(factory=TaskOptions)
+    overrides: TaskOptions = NO_OPTIONS
     delay_seconds: float = 0.0
 
     def _with(self, method: str, option: str, value: Any) -> PendingDispatch:

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from asynctasq import context
 from asynctasq.handle import Handle
 from asynctasq.worker.fetch import release_jobs, run_fetcher
 from asynctasq.worker.lease import run_leases
@@ -117,7 +119,7 @@ async def run_worker(
     )
     signals = signal_handlers(state.shutdown) if handle_signals else contextlib.nullcontext()
     with signals:
-        await _run(state)
+        await _run(state, handle)
     stats = state.stats()
     logger.info(
         "worker %s stopped: %d succeeded, %d retried, %d dead-lettered, %d released",
@@ -130,7 +132,7 @@ async def run_worker(
     return stats
 
 
-async def _run(state: WorkerState) -> None:
+async def _run(state: WorkerState, handle: Handle) -> None:
     acker = _spawn(run_ack_flusher(state))
     background = [
         _spawn(run_leases(state)),
@@ -139,7 +141,11 @@ async def _run(state: WorkerState) -> None:
     ]
     aborted: list[Job] = []
     fetcher = _spawn(run_fetcher(state))
-    slots = [_spawn(run_slot(state, aborted)) for _ in range(state.settings.concurrency)]
+    tasks_context = contextvars.copy_context()
+    tasks_context.run(context.make_current, handle)  # tasks dispatch through the worker's handle
+    slots = [
+        _spawn(run_slot(state, aborted), tasks_context) for _ in range(state.settings.concurrency)
+    ]
     try:
         await _until_done_or_stopped(state, slots)
         await _drain(state, fetcher, slots, aborted)
@@ -156,8 +162,10 @@ async def _run(state: WorkerState) -> None:
         raise fetcher.exception()  # type: ignore[misc]  # a bug in the fetch loop surfaces
 
 
-def _spawn(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    return asyncio.get_running_loop().create_task(coroutine)
+def _spawn(
+    coroutine: Coroutine[Any, Any, None], in_context: contextvars.Context | None = None
+) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(coroutine, context=in_context)
 
 
 async def _first(*waitables: asyncio.Future[Any], limit_seconds: float | None = None) -> None:

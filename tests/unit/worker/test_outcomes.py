@@ -223,3 +223,31 @@ async def test_the_attempt_count_survives_across_deliveries(
     await work(handle, max_tasks=2)  # a second one continues at 2, not at 1
     assert seen == [1, 2, 3]
     assert len(retries) == 2
+
+
+async def test_a_task_dispatches_follow_ups_through_the_workers_handle(handle: Handle) -> None:
+    from asynctasq import context
+
+    ran: list[str] = []
+
+    @task
+    async def child(label: str) -> None:
+        ran.append(label)
+
+    @task
+    async def parent() -> None:
+        await child("from async").dispatch()
+
+    @task
+    def sync_parent() -> None:
+        assert current_task() is not None  # the thread runs in the slot's context
+        ran.append("sync saw its task info")
+
+    await parent().dispatch()
+    await sync_parent().dispatch()
+    token = context.make_current(None)  # the caller has no current handle
+    try:
+        await work(handle, max_tasks=3, concurrency=1)
+    finally:
+        context.restore(token)
+    assert sorted(ran) == ["from async", "sync saw its task info"]
