@@ -143,8 +143,9 @@ async def _run(state: WorkerState, handle: Handle) -> None:
     fetcher = _spawn(run_fetcher(state))
     tasks_context = contextvars.copy_context()
     tasks_context.run(context.make_current, handle)  # tasks dispatch through the worker's handle
-    slots = [
-        _spawn(run_slot(state, aborted), tasks_context) for _ in range(state.settings.concurrency)
+    slots = [  # each slot gets its own copy: current_task() is per slot
+        _spawn(run_slot(state, aborted), tasks_context.copy())
+        for _ in range(state.settings.concurrency)
     ]
     try:
         await _until_done_or_stopped(state, slots)

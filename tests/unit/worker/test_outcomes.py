@@ -251,3 +251,24 @@ async def test_a_task_dispatches_follow_ups_through_the_workers_handle(handle: H
     finally:
         context.restore(token)
     assert sorted(ran) == ["from async", "sync saw its task info"]
+
+
+async def test_concurrent_tasks_each_see_their_own_task_info(handle: Handle) -> None:
+    seen: dict[str, str] = {}
+    all_started = asyncio.Event()
+    started = 0
+
+    @task
+    async def who(label: str) -> None:
+        nonlocal started
+        started += 1
+        if started == 4:
+            all_started.set()
+        await all_started.wait()  # all four are in flight at once here
+        info = current_task()
+        assert info is not None
+        seen[label] = info.task_id
+
+    ids = [await who(str(n)).dispatch() for n in range(4)]
+    await work(handle, max_tasks=4, concurrency=4)
+    assert [seen[str(n)] for n in range(4)] == ids
