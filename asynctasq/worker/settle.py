@@ -34,18 +34,20 @@ logger = logging.getLogger("asynctasq.worker")
 task_logger = logging.getLogger("asynctasq.task")
 
 INFO = logging.INFO
+WARNING = logging.WARNING
 
 
 def report(
     outcome: str, job: Job, message: TaskMessage | None, attempt: int, duration: float, note: str
 ) -> None:
-    """Log one task outcome at INFO (cheaply skipped when INFO is off).
+    """Log one task outcome (cheaply skipped when its level is off).
 
-    Outcomes: ``succeeded``, ``retrying``, ``dead-lettered``.
+    Outcomes: ``succeeded`` and ``retrying`` at INFO, ``dead-lettered`` at WARNING. The line
+    has the task id, name, queue, attempt/max attempts, outcome and duration.
     """
-    if not task_logger.isEnabledFor(INFO):
+    level = WARNING if outcome == "dead-lettered" else INFO
+    if not task_logger.isEnabledFor(level):
         return
-    level = logging.WARNING if outcome == "dead-lettered" else INFO
     task_logger.log(
         level,
         "task %s %s queue=%s attempt=%s %s in %.1f ms%s",

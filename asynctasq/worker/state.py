@@ -13,7 +13,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
@@ -253,13 +252,3 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 def deliveries_of(jobs: Sequence[Job]) -> list[Delivery]:
     """Return the deliveries of ``jobs``, in order."""
     return [job.delivery for job in jobs]
-
-
-def describe(job: Job) -> dict[str, Any]:
-    """Return the job's identifying fields for log lines."""
-    message = job.message
-    return {
-        "task_id": message.task_id if message else "?",
-        "task_name": message.task_name if message else "?",
-        "queue": job.delivery.queue,
-    }

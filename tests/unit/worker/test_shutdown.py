@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 
 import pytest
 
@@ -112,6 +113,8 @@ async def test_a_second_request_cancels_running_tasks_and_releases_them_at_once(
 
 
 async def test_sigterm_stops_the_worker_gracefully(handle: Handle) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be installed in the main thread")
     running = asyncio.Event()
     finished: list[bool] = []
 
