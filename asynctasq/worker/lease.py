@@ -2,8 +2,13 @@
 
 Each held delivery is renewed once a third of its visibility timeout has passed since its
 claim or last renewal, so two renewals can fail before the lease lapses (FIELD-CASES C06).
-The loop runs on its own, independent of task bodies; sync tasks run in threads, so a
-blocking body does not delay it. One ``extend`` call renews every due delivery.
+One ``extend`` call renews every due delivery.
+
+Where it runs: for a broker reached over the network the renewals run in their own thread
+with their own event loop and driver (:mod:`asynctasq.worker.lease_thread`), so even an
+``async`` task that blocks the worker's loop keeps its lease (C16.3). The in-process memory
+driver cannot be reached from another loop; there :func:`run_leases` renews on the
+worker's loop (sync tasks run in threads, so only a blocking async body can delay it).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
+from asynctasq.drivers.protocol import Driver
 from asynctasq.worker.recovery import log_failure
 from asynctasq.worker.state import Job, WorkerState
 
@@ -36,10 +42,10 @@ def next_tick(held: set[Job], now: float) -> float:
     return min(MAX_TICK_SECONDS, max(MIN_TICK_SECONDS, soonest - now))
 
 
-async def renew(state: WorkerState, jobs: list[Job], now: float) -> bool:
-    """Extend the leases of ``jobs`` in one call; return whether it worked."""
+async def renew(driver: Driver, jobs: list[Job], now: float) -> bool:
+    """Extend the leases of ``jobs`` in one ``driver.extend`` call; return whether it worked."""
     try:
-        await state.driver.extend([job.delivery for job in jobs])
+        await driver.extend([job.delivery for job in jobs])
     except Exception as exc:  # tried again shortly
         log_failure(f"lease renewal of {len(jobs)} deliveries", exc, 1)
         for job in jobs:
@@ -58,5 +64,5 @@ async def run_leases(state: WorkerState) -> None:
         now = time.monotonic()
         due = due_jobs(state.held, now)
         if due:
-            await renew(state, due, now)
+            await renew(state.driver, due, now)
         await state.sleep_until_lease_due(next_tick(state.held, time.monotonic()))

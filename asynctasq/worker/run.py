@@ -7,7 +7,9 @@ The pieces, each a plain coroutine over one :class:`WorkerState`:
 * ``concurrency`` :func:`~asynctasq.worker.slot.run_slot` coroutines take them one at a
   time (decode, registry lookup, execute, settle);
 * :func:`~asynctasq.worker.settle.run_ack_flusher` acks finished tasks in batches;
-* :func:`~asynctasq.worker.lease.run_leases` renews leases at a third of their length;
+* :class:`~asynctasq.worker.lease_thread.LeaseThread` (network brokers) or
+  :func:`~asynctasq.worker.lease.run_leases` (memory driver) renews leases at a third of
+  their length;
 * :func:`~asynctasq.worker.maintain.run_maintenance` promotes delayed and recovers expired
   deliveries every driver interval;
 * :class:`~asynctasq.worker.stall.StallWatch` reports a blocked event loop.
@@ -30,9 +32,11 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from asynctasq import context
+from asynctasq.drivers import build_driver
 from asynctasq.handle import Handle
 from asynctasq.worker.fetch import release_jobs, run_fetcher
 from asynctasq.worker.lease import run_leases
+from asynctasq.worker.lease_thread import LeaseThread
 from asynctasq.worker.maintain import run_maintenance
 from asynctasq.worker.settle import flush_acks, run_ack_flusher
 from asynctasq.worker.shutdown import Shutdown, signal_handlers
@@ -68,6 +72,7 @@ async def run_worker(
     batch_size: int = MAX_BATCH,
     wait_seconds: float = 1.0,
     rotate_every: int = 8,
+    lease_thread: bool | None = None,
 ) -> WorkerStats:
     """Run a worker on ``handle`` until stopped, or until ``max_tasks`` deliveries were handled.
 
@@ -83,6 +88,8 @@ async def run_worker(
         batch_size: the most deliveries claimed per broker call (never above free slots).
         wait_seconds: how long an idle fetch blocks on the broker.
         rotate_every: every this-many fetches a lower-priority queue is asked first.
+        lease_thread: renew leases from a thread with its own driver (immune to a blocked
+            loop); ``None`` does so for every driver but the in-process ``memory`` one.
 
     Returns:
         The run's :class:`WorkerStats`.
@@ -117,9 +124,17 @@ async def run_worker(
         concurrency,
         f" max_tasks={max_tasks}" if max_tasks is not None else "",
     )
+    renewer: LeaseThread | None = None
+    if lease_thread if lease_thread is not None else state.driver.name != "memory":
+        renewer = LeaseThread(state, lambda: build_driver(handle.config, driver))
+        await renewer.start()
     signals = signal_handlers(state.shutdown) if handle_signals else contextlib.nullcontext()
-    with signals:
-        await _run(state, handle)
+    try:
+        with signals:
+            await _run(state, handle, renew_on_loop=renewer is None)
+    finally:
+        if renewer is not None:
+            await renewer.stop()
     stats = state.stats()
     logger.info(
         "worker %s stopped: %d succeeded, %d retried, %d dead-lettered, %d released",
@@ -132,13 +147,11 @@ async def run_worker(
     return stats
 
 
-async def _run(state: WorkerState, handle: Handle) -> None:
+async def _run(state: WorkerState, handle: Handle, *, renew_on_loop: bool) -> None:
     acker = _spawn(run_ack_flusher(state))
-    background = [
-        _spawn(run_leases(state)),
-        _spawn(run_maintenance(state)),
-        _spawn(StallWatch(state).run()),
-    ]
+    background = [_spawn(run_maintenance(state)), _spawn(StallWatch(state).run())]
+    if renew_on_loop:
+        background.append(_spawn(run_leases(state)))
     aborted: list[Job] = []
     fetcher = _spawn(run_fetcher(state))
     tasks_context = contextvars.copy_context()

@@ -94,3 +94,11 @@ async def failing(key: str) -> None:
     """Write ``start`` and raise."""
     await note(key, "start")
     raise ValueError("always fails")
+
+
+@task
+async def hog(key: str, seconds: float) -> None:
+    """An async task that blocks the worker's event loop (the mistake of FIELD-CASES C16)."""
+    await note(key, "start")
+    time.sleep(seconds)  # noqa: ASYNC251 -- blocking on purpose
+    await note(key, "end")

@@ -77,3 +77,28 @@ async def test_a_long_task_is_never_handed_to_a_second_worker(
     for worker in workers:
         worker.signal(signal.SIGTERM)
         assert worker.wait(10) == 0
+
+
+async def test_an_async_task_blocking_the_loop_keeps_its_lease_and_is_reported(
+    handle: Handle, queue: str, ledger: Ledger, start_worker: Callable[..., Worker], redis_url: str
+) -> None:
+    # C16.2/C16.3: lease 1.5 s, the task blocks its worker's loop for 4 s, timeout 1 s.
+    pending = tasks_mod.hog(ledger.key, 4).on_queue(queue).visibility_timeout(1.5)
+    task_id = await pending.timeout(1).max_attempts(1).dispatch()
+    workers = [start_worker("--queues", queue), start_worker("--queues", queue)]
+    await ledger.wait_for(lambda rows: any(r["event"] == "end" for r in rows), 20)
+    await asyncio.sleep(1.0)
+    assert [r["event"] for r in ledger.rows()] == ["start", "end"]  # never handed out twice
+    driver = await handle.driver()
+    deadline = time.monotonic() + 5
+    while (await queue_keys(redis_url, queue))["dead"] == 0:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    [entry] = await driver.dead_letters(queue)  # type: ignore[attr-defined]
+    assert (entry.task_id, entry.error_type) == (task_id, "TaskTimeoutError")
+    for worker in workers:
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(10) == 0
+    logs = "".join(worker.output() for worker in workers)
+    assert "event loop is blocked" in logs
+    assert f"tests.integration.worker.tasks_mod:hog ({task_id})" in logs
