@@ -10,6 +10,7 @@ its lease; the task itself still cannot be pre-empted (its run is counted as tim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -43,6 +44,8 @@ class LeaseThread:
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, name="asynctasq-lease", daemon=True)
 
     async def start(self) -> None:
@@ -59,6 +62,10 @@ class LeaseThread:
     async def stop(self) -> None:
         """Stop renewing and wait for the thread to close its driver."""
         self._stopping.set()
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # its loop already ended
+                loop.call_soon_threadsafe(wake.set)
         await asyncio.to_thread(self._thread.join, 10.0)
 
     def _main(self) -> None:
@@ -72,6 +79,8 @@ class LeaseThread:
                 logger.exception("the lease renewal thread stopped")
 
     async def _serve(self) -> None:
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         driver = self._build()
         await driver.open()
         self._ready.set()
@@ -81,6 +90,8 @@ class LeaseThread:
                 due = due_jobs(self.state.held.copy(), now)
                 if due:
                     await renew(driver, due, now)
-                await asyncio.sleep(TICK_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TICK_SECONDS):
+                        await self._wake.wait()
         finally:
             await driver.close()
