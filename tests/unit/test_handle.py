@@ -13,7 +13,7 @@ import pytest
 import asynctasq.drivers
 from asynctasq import context
 from asynctasq import handle as handle_module
-from asynctasq.config.records import Config, RedisConfig
+from asynctasq.config.records import Config, PostgresConfig, RedisConfig
 from asynctasq.errors import ConfigError
 from asynctasq.handle import Handle, configured, current_handle, init
 
@@ -46,7 +46,7 @@ def log(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Replace build_driver with one that records builds, opens and closes."""
     entries: list[str] = []
 
-    def build(config: Config, name: str | None = None) -> FakeDriver:
+    def build(config: Config, name: str | None = None, **_: Any) -> FakeDriver:
         chosen = name or config.driver
         entries.append(f"build {chosen}")
         return FakeDriver(chosen, entries)
@@ -60,8 +60,13 @@ def test_current_handle_without_init_says_to_call_init() -> None:
         current_handle()
 
 
+class Emitter:
+    def emit(self, event: object) -> None:
+        pass
+
+
 def test_init_resolves_and_makes_the_handle_current() -> None:
-    emitter = object()
+    emitter = Emitter()
     handle = init({"driver": "memory"}, event_emitters=[emitter])
     assert current_handle() is handle
     assert handle.config.driver == "memory"
@@ -189,7 +194,7 @@ def test_keywords_apply_over_the_positional_overrides() -> None:
 
 
 def test_configured_inherits_the_current_handles_code_overrides_and_emitters() -> None:
-    emitter = object()
+    emitter = Emitter()
     init({"driver": "memory", "redis": {"db": 3}}, event_emitters=[emitter])
     with configured(task_defaults={"queue": "q"}) as handle:
         assert handle.config.driver == "memory"
@@ -307,3 +312,85 @@ def test_a_plain_thread_does_not_see_the_handle() -> None:
         thread.start()
         thread.join()
     assert seen == [None]
+
+
+def test_the_seed_example_selecting_postgres_initialises() -> None:
+    handle = init({"driver": "postgres"})  # seed/configuration.md, "Driver Selection"
+    assert handle.config.driver == "postgres"
+
+
+@pytest.fixture
+def postgres_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend a postgres driver exists (the memory driver stands in for it)."""
+    monkeypatch.setitem(asynctasq.drivers.BUILDERS, "postgres", "asynctasq.drivers.memory:build")
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("postgres_available")
+async def test_a_missing_required_setting_fails_when_the_driver_is_built() -> None:
+    handle = init({"driver": "postgres", "postgres": {"dsn": None}})
+    with pytest.raises(ConfigError) as caught:
+        await handle.driver()
+    assert str(caught.value) == (
+        "invalid asynctasq configuration (1 problem):\n"
+        "  - postgres.dsn = <missing> (from code): is required when driver is 'postgres' "
+        "(set ASYNCTASQ_POSTGRES_DSN or pass it in code)"
+    )
+
+
+@pytest.mark.usefixtures("postgres_available")
+def test_build_driver_checks_required_settings_with_or_without_provenance() -> None:
+    with pytest.raises(ConfigError, match=r"postgres\.dsn = <missing> \(from default\)"):
+        asynctasq.drivers.build_driver(Config(driver="postgres"))
+    with pytest.raises(ConfigError, match=r"\(from \.env line 2\)"):
+        asynctasq.drivers.build_driver(
+            Config(), "postgres", provenance={"postgres.dsn": ".env line 2"}
+        )
+    ready = Config(driver="postgres", postgres=PostgresConfig(dsn="postgresql://h/db"))
+    assert asynctasq.drivers.build_driver(ready).name == "memory"
+
+
+class AsyncEmitter:
+    async def emit(self, event: object) -> None:
+        pass
+
+
+def test_emitters_with_a_plain_or_coroutine_emit_are_accepted() -> None:
+    plain, coroutine = Emitter(), AsyncEmitter()
+    assert init(event_emitters=[plain, coroutine]).event_emitters == (plain, coroutine)
+
+
+@pytest.mark.parametrize(
+    ("emitters", "message"),
+    [
+        ([object()], r"event_emitters\[0\] \(object object\) is not an event emitter"),
+        ([Emitter(), "log"], r"event_emitters\[1\] \(str object\) is not an event emitter"),
+        ([type("NoCall", (), {"emit": 5})()], r"event_emitters\[0\] \(NoCall object\)"),
+        (Emitter(), r"event_emitters must be a list of emitters, got one Emitter"),
+    ],
+)
+def test_an_object_without_emit_is_refused_naming_it(emitters: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        init(event_emitters=emitters)
+    assert context.current() is None
+
+
+def test_configured_blocks_exited_out_of_order_raise_and_change_nothing() -> None:
+    outer = init()
+    first, second = configured(driver="memory"), configured(task_defaults={"queue": "b"})
+    a = first.__enter__()
+    b = second.__enter__()
+    with pytest.raises(RuntimeError, match=r"exited out of order.*exit the innermost block first"):
+        first.__exit__(None, None, None)
+    assert current_handle() is b
+    second.__exit__(None, None, None)
+    assert current_handle() is a
+    first.__exit__(None, None, None)
+    assert current_handle() is outer
+
+
+def test_an_init_inside_a_block_is_replaced_when_the_block_ends() -> None:
+    outer = init()
+    with configured(driver="memory"):
+        init({"driver": "redis"})
+    assert current_handle() is outer

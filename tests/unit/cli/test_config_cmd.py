@@ -196,3 +196,11 @@ def test_unknown_variables_are_a_warning_not_an_error(
     assert result.code == 0
     assert result.err.startswith("asynctasq: warning: ignoring unknown asynctasq settings:")
     assert "ASYNCTASQ_REDIS_DBB" in result.err
+
+
+def test_an_env_file_option_naming_a_directory_says_so(cli: Cli, tmp_path: Path) -> None:
+    result = cli("config", "--env-file", str(tmp_path))
+    assert (result.code, result.out) == (2, "")
+    assert result.err == (
+        f"asynctasq config: error: --env-file {tmp_path}: is a directory, not a file\n"
+    )

@@ -62,3 +62,18 @@ def test_code_only_values_have_embedded_url_passwords_masked() -> None:
 def test_as_json_has_path_value_default_and_source() -> None:
     row = Row("redis.db", 5, 0, "code", True)
     assert row.as_json() == {"path": "redis.db", "value": 5, "default": 0, "source": "code"}
+
+
+def test_code_only_mappings_mask_password_keys_and_urls_inside_text() -> None:
+    tortoise = {
+        "connections": {
+            "default": {"credentials": {"user": "app", "password": "hunter2", "db_pwd": None}},
+            "dsn": "host=db password=hunter2",
+        }
+    }
+    assert shown(by_path()["tortoise_orm"], tortoise) == {
+        "connections": {
+            "default": {"credentials": {"user": "app", "password": "***", "db_pwd": None}},
+            "dsn": "host=db password=***",
+        }
+    }

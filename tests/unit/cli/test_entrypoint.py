@@ -7,11 +7,14 @@ matrix of bad values runs in-process below.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Result, run_module
+from conftest import REPO_ROOT, Result, run_module
 
 Cli = Callable[..., Result]
 
@@ -103,7 +106,38 @@ def test_bad_environment_values_exit_2_naming_the_variable(
     assert f"(from environment variable {variable})" in result.err
 
 
-def test_a_required_dsn_missing_for_the_selected_driver_exits_2(cli: Cli) -> None:
-    result = cli("config", "--driver", "postgres")
-    assert result.code == 2
-    assert "postgres.dsn" in result.err
+def test_a_required_dsn_missing_for_the_selected_driver_is_a_warning_in_config(cli: Cli) -> None:
+    result = cli("config", "--driver", "postgres", "--diff")
+    assert result.code == 0
+    assert "driver   postgres  redis    flag --driver" in result.out
+    assert result.err == (
+        "asynctasq: warning: postgres.dsn = <missing> (from default): is required when driver "
+        "is 'postgres' (set ASYNCTASQ_POSTGRES_DSN or pass it in code); commands that use the "
+        "driver fail until it is set\n"
+    )
+
+
+def test_config_without_missing_required_settings_prints_no_warning(cli: Cli) -> None:
+    result = cli("config", "--driver", "postgres", "--postgres-dsn", "postgresql://h/db")
+    assert (result.code, result.err) == (0, "")
+
+
+def test_a_closed_stdout_stops_quietly_without_a_traceback(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` that has already exited: every write fails
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASQ_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "asynctasq", "config", "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=10,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")

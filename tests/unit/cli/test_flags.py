@@ -106,3 +106,23 @@ def test_only_limits_the_flags_to_the_given_top_level_keys() -> None:
     known = {opt for action in parser._actions for opt in action.option_strings}
     assert {"--driver", "--postgres-dsn", "--postgres-max-pool-size"} <= known
     assert "--redis-db" not in known
+
+
+def test_surrounding_whitespace_is_ignored_in_text_and_choice_flags() -> None:
+    flags = flag_overrides(
+        parse(
+            "--driver",
+            " memory ",
+            "--task-defaults-queue",
+            " q ",
+            "--task-defaults-retry-strategy",
+            "\tfixed\n",
+            "--redis-url",
+            " redis://h:6379/0 ",
+        )
+    )
+    config = resolve(flags=flags, environ={}, env_file=None).config
+    assert config.driver == "memory"
+    assert config.task_defaults.queue == "q"
+    assert config.task_defaults.retry_strategy == "fixed"
+    assert config.redis.url == "redis://h:6379/0"

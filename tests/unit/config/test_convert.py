@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -28,7 +29,14 @@ def test_bool_accepts_the_documented_words_in_any_case(text: Any, expected: bool
     assert CONVERTER.structure(text, bool) is expected
 
 
-@pytest.mark.parametrize("text", ["None", "maybe", "2", "-1", "truee", "ja", 1, 0, None, 1.0])
+@pytest.mark.parametrize(("value", "expected"), [(1, True), (0, False)])
+def test_bool_accepts_the_ints_one_and_zero(value: int, expected: bool) -> None:
+    assert CONVERTER.structure(value, bool) is expected
+
+
+@pytest.mark.parametrize(
+    "text", ["None", "maybe", "2", "-1", "truee", "ja", 2, -1, None, 1.0, 0.0, "1.0"]
+)
 def test_bool_rejects_everything_else(text: Any) -> None:
     with pytest.raises(ConversionError, match="must be a boolean"):
         CONVERTER.structure(text, bool)
@@ -56,10 +64,16 @@ def test_float_accepts_numbers(text: Any, expected: float) -> None:
     assert CONVERTER.structure(text, float) == expected
 
 
-@pytest.mark.parametrize("text", ["abc", "nan", "inf", "-inf", "1,5", True, None])
-def test_float_rejects_non_numbers_and_non_finite(text: Any) -> None:
-    with pytest.raises(ConversionError, match="must be a number"):
+@pytest.mark.parametrize("text", ["abc", "1,5", "", True, None])
+def test_float_rejects_non_numbers(text: Any) -> None:
+    with pytest.raises(ConversionError, match=r"^must be a number$"):
         CONVERTER.structure(text, float)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", " NaN ", "Infinity", math.inf, math.nan])
+def test_float_rejects_nan_and_infinity_as_not_finite(value: Any) -> None:
+    with pytest.raises(ConversionError, match=r"^must be a finite number$"):
+        CONVERTER.structure(value, float)
 
 
 def test_str_keeps_text_exactly() -> None:

@@ -18,9 +18,10 @@ URLS = {
     "mysql.dsn": ["mysql://a:p1@h1/db", "mysql://b:p2@h2/db", "mysql://c:p3@h3:3307/db"],
     "rabbitmq.url": ["amqp://a:p1@h1:5672/", "amqp://b:p2@h2:5672/", "amqps://c:p3@h3/"],
     "sqs.endpoint_url": ["http://localhost:4566", "http://h2:4566", "https://h3"],
+    "sqs.queue_url_prefix": ["https://sqs.a/1/", "https://sqs.b/2/", "http://localhost:4566/3/"],
 }
 FEWER = {"postgres.min_pool_size", "mysql.min_pool_size"}  # must stay <= max_pool_size (10)
-DRIVERS = ["memory", "mysql", "rabbitmq"]  # selectable without further required settings
+DRIVERS = ["memory", "postgres", "sqs"]  # required settings are checked when a driver is built
 
 
 def sample(leaf: Leaf, n: int) -> Any:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from asynctasq.config.records import Config, PostgresConfig, RedisConfig, SQSConfig
+from asynctasq.config.mask import mask_urls_in_text
+from asynctasq.config.records import (
+    Config,
+    PostgresConfig,
+    RedisConfig,
+    SQSConfig,
+    TaskDefaultsConfig,
+)
 from asynctasq.config.resolve import resolve
 from asynctasq.errors import ConfigError
+from asynctasq.handle import init
 
 SECRET = "Sup3rS3cret"
 
@@ -63,3 +71,66 @@ def test_password_after_a_user_name_with_a_raw_at_sign_is_masked_in_repr() -> No
     shown = repr(PostgresConfig(dsn=f"postgresql://me@tenant:{SECRET}@h/db"))
     assert SECRET not in shown
     assert "postgresql://me@tenant:***@h/db" in shown
+
+
+TORTOISE = {
+    "connections": {
+        "default": "postgres://user:s3cretpw@localhost/db",
+        "replica": {
+            "engine": "tortoise.backends.asyncpg",
+            "credentials": {"host": "db", "user": "app", "password": "s3cretpw", "port": 5432},
+        },
+    },
+    "apps": {"models": {"models": ["app.models"], "default_connection": "default"}},
+}
+
+
+def test_tortoise_config_passwords_never_appear_in_the_config_repr() -> None:
+    init(tortoise_config=TORTOISE, env_file=None)
+    for shown in (repr(Config.get()), str(Config.get())):
+        assert "s3cretpw" not in shown
+        assert "postgres://user:***@localhost/db" in shown
+        assert "'password': '***'" in shown
+        assert "'host': 'db'" in shown  # the rest stays readable
+
+
+def test_a_url_password_in_any_free_form_value_is_masked_in_the_repr() -> None:
+    config = Config(task_defaults=TaskDefaultsConfig(queue="redis://u:s3cretpw@h/0"))
+    assert "s3cretpw" not in repr(config)
+    assert "queue='redis://u:***@h/0'" in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "{'db_url': 'postgres://user:s3cretpw@localhost/db', 'x': 1}",
+            "{'db_url': 'postgres://user:***@localhost/db', 'x': 1}",
+        ),
+        ("Engine(postgresql://u:s3cretpw@h/db)", "Engine(postgresql://u:***@h/db)"),
+        (
+            "see amqp://a:s3cretpw@mq/ and redis://h:6379/0",
+            "see amqp://a:***@mq/ and redis://h:6379/0",
+        ),
+        ("['postgres://u:p@s,s@h/db', 'x']", "['postgres://u:***@h/db', 'x']"),
+        (
+            '{"url":"mysql://u:s3cretpw@h/d","pwd":"s3cretpw"}',
+            '{"url":"mysql://u:***@h/d","pwd":"***"}',
+        ),
+        ("host=db password=s3cretpw dbname=app", "host=db password=*** dbname=app"),
+        ("RedisConfig(password=None, db=1)", "RedisConfig(password=None, db=1)"),
+        ("{'api_token': 12345, 'db_password': None}", "{'api_token': ***, 'db_password': None}"),
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("http://h/q?password=s3cretpw&x=1", "http://h/q?password=***&x=1"),
+    ],
+)
+def test_mask_urls_in_text_masks_passwords_anywhere(text: str, expected: str) -> None:
+    assert mask_urls_in_text(text) == expected
+
+
+def test_a_string_given_for_tortoise_orm_is_masked_in_the_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve({"tortoise_orm": "postgres://u:12345678@h/db"}, environ={})
+    (problem,) = caught.value.problems
+    assert problem.value == "postgres://u:***@h/db"
+    assert problem.rule == "must be of type dict | None"

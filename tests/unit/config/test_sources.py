@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from asynctasq.config.records import Config, RedisConfig, SQSConfig
+from asynctasq.config.resolve import resolve
 from asynctasq.config.sources import (
     Layer,
     defaults,
@@ -17,6 +18,7 @@ from asynctasq.config.sources import (
     merge,
     overrides,
 )
+from asynctasq.errors import UnknownSettingWarning
 
 
 def write_env(text: str, name: str = ".env") -> Path:
@@ -92,11 +94,11 @@ def test_line_numbers_skip_what_decouple_skips() -> None:
     assert dotenv_line_numbers(text) == {"A": 4, "B": 5}
 
 
-def test_unreadable_env_file_is_a_problem() -> None:
+def test_an_env_file_that_is_a_directory_is_a_problem_saying_so() -> None:
     Path(".env").mkdir()
     (problem,) = dotenv(".env").problems
     assert problem.path == "env_file"
-    assert "cannot be read" in problem.rule
+    assert problem.rule == "is a directory, not a file"
 
 
 def test_dotenv_that_is_not_utf8_is_a_problem() -> None:
@@ -208,7 +210,7 @@ def test_overrides_that_are_not_a_mapping_are_a_problem() -> None:
 
 def test_flags_name_their_flag_and_drop_unset() -> None:
     layer = flags({"redis": {"db": " 5 ", "url": None, "password": "  "}, "driver": "memory"})
-    assert layer.values == {"redis": {"db": " 5 "}, "driver": "memory"}
+    assert layer.values == {"redis": {"db": "5"}, "driver": "memory"}
     assert layer.sources == {"redis.db": "flag --redis-db", "driver": "flag --driver"}
 
 
@@ -226,3 +228,80 @@ def test_merge_later_layers_win_per_leaf() -> None:
         "redis.db": "environment variable ASYNCTASQ_REDIS_DB",
         "redis.url": "code",
     }
+
+
+WHITESPACE = {
+    "ASYNCTASQ_DRIVER": " memory ",
+    "ASYNCTASQ_TASK_DEFAULTS_QUEUE": " q ",
+    "ASYNCTASQ_TASK_DEFAULTS_RETRY_STRATEGY": "\tfixed\n",
+    "ASYNCTASQ_REDIS_URL": " redis://h:6379/0 ",
+    "ASYNCTASQ_REDIS_PASSWORD": " pw ",
+}
+
+
+def check_trimmed(config: Config) -> None:
+    assert config.driver == "memory"
+    assert config.task_defaults.queue == "q"
+    assert config.task_defaults.retry_strategy == "fixed"
+    assert config.redis.url == "redis://h:6379/0"
+    assert config.redis.password == "pw"
+
+
+def test_surrounding_whitespace_is_ignored_for_every_environment_value() -> None:
+    assert environ({"ASYNCTASQ_DRIVER": " redis "}).values == {"driver": "redis"}
+    check_trimmed(resolve(environ=WHITESPACE, env_file=None).config)
+
+
+def test_surrounding_whitespace_inside_dotenv_quotes_is_ignored_too() -> None:
+    one_line = {name: value.replace("\n", " ") for name, value in WHITESPACE.items()}
+    write_env("".join(f'{name}="{value}"\n' for name, value in one_line.items()))
+    check_trimmed(resolve(environ={}).config)
+
+
+def test_code_values_are_kept_exactly_as_given() -> None:
+    config = resolve({"task_defaults": {"queue": " q "}}, environ={}).config
+    assert config.task_defaults.queue == " q "
+
+
+def test_dotenv_accepts_an_export_prefix() -> None:
+    write_env("export ASYNCTASQ_REDIS_DB=5\nexport\tASYNCTASQ_DRIVER = memory\n")
+    layer = dotenv(".env")
+    assert layer.values == {"redis": {"db": "5"}, "driver": "memory"}
+    assert layer.sources == {"redis.db": ".env line 1", "driver": ".env line 2"}
+    assert layer.malformed == ()
+
+
+def test_dotenv_export_and_plain_lines_of_one_key_last_line_wins() -> None:
+    write_env("export ASYNCTASQ_REDIS_DB=1\nASYNCTASQ_REDIS_DB=2\nexport ASYNCTASQ_REDIS_DB=3\n")
+    layer = dotenv(".env")
+    assert (layer.values, layer.sources) == ({"redis": {"db": "3"}}, {"redis.db": ".env line 3"})
+
+
+def test_dotenv_strips_a_utf8_byte_order_mark() -> None:
+    Path(".env").write_bytes("ASYNCTASQ_DRIVER=memory\nASYNCTASQ_REDIS_DB=4\n".encode("utf-8-sig"))
+    layer = dotenv(".env")
+    assert layer.values == {"driver": "memory", "redis": {"db": "4"}}
+    assert layer.sources["driver"] == ".env line 1"
+    assert layer.unknown == ()
+
+
+def test_dotenv_lines_that_are_not_key_value_are_listed() -> None:
+    write_env(
+        "# fine\n\nASYNCTASQ_DRIVER=memory\nASYNCTASQ_REDIS_DB 5\n=oops\nnot a key=1\nOTHER=1\n"
+    )
+    layer = dotenv(".env")
+    assert layer.values == {"driver": "memory"}
+    assert layer.malformed == (".env line 4", ".env line 5", ".env line 6")
+
+
+def test_malformed_dotenv_lines_warn_naming_file_and_line_without_their_text() -> None:
+    write_env("ASYNCTASQ_REDIS_PASSWORD hunter2\nASYNCTASQ_DRIVER=memory\n", name="prod.env")
+    with pytest.warns(UnknownSettingWarning) as record:
+        config = resolve(environ={}, env_file="prod.env").config
+    (warning,) = record
+    assert str(warning.message) == (
+        "ignoring lines that are not KEY=value: prod.env line 1 "
+        "(write KEY=value, optionally after 'export '; comments start with '#')"
+    )
+    assert "hunter2" not in str(warning.message)
+    assert config.driver == "memory"

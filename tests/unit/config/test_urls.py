@@ -7,7 +7,18 @@ from urllib.parse import quote
 import pytest
 
 from asynctasq.config.resolve import resolve
-from asynctasq.config.urls import credentials_problem, redis_url_db
+from asynctasq.config.urls import (
+    BAD_IPV6,
+    BARE_IPV6,
+    ENCODE_HINT,
+    PORT_RULE,
+    SEVERAL_HOSTS,
+    STRAY_BRACKET,
+    UNCLOSED_BRACKET,
+    credentials_problem,
+    redis_url_db,
+    url_problem,
+)
 from asynctasq.errors import ConfigError
 
 DB_RULES = [
@@ -123,3 +134,76 @@ def test_dsn_with_an_invalid_port_is_an_error_without_the_port_text() -> None:
     with pytest.raises(ConfigError) as caught:
         resolve({"postgres": {"dsn": "postgresql://u:pw@h:notaport/db"}}, environ={})
     assert "notaport" not in str(caught.value)
+
+
+HOST_AND_PORT = [
+    ("postgres", "dsn", "postgresql://app:s3cret@db:notaport/app", PORT_RULE),
+    ("redis", "url", "redis://localhost:99999", PORT_RULE),
+    ("redis", "url", "redis://localhost:0", PORT_RULE),
+    ("mysql", "dsn", "mysql://app:s3cret@db:-1/app", PORT_RULE),
+    ("redis", "url", "redis://[::1:6379", UNCLOSED_BRACKET),
+    ("redis", "url", "redis://:s3cret@[::1/0", UNCLOSED_BRACKET),
+    ("redis", "url", "redis://::1]:6379", STRAY_BRACKET),
+    ("redis", "url", "redis://[not-v6]:6379", BAD_IPV6),
+    ("redis", "url", "redis://::1:6379", BARE_IPV6),
+    ("redis", "url", "redis://", "names no host, e.g. redis://localhost"),
+    ("redis", "url", "redis://:s3cret@/0", "names no host, e.g. redis://localhost"),
+    ("rabbitmq", "url", "amqp://guest:s3cret@:5672/", "names no host, e.g. amqp://localhost"),
+    ("redis", "url", "redis://h1:6379,h2:6379", SEVERAL_HOSTS),
+    ("postgres", "dsn", "postgresql://u:s3cret@h1:5432,h2:x/app", PORT_RULE),
+]
+
+
+@pytest.mark.parametrize(("group", "key", "url", "rule"), HOST_AND_PORT)
+def test_a_bad_host_or_port_is_named_not_blamed_on_the_password(
+    group: str, key: str, url: str, rule: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve({group: {key: url}}, environ={})
+    (problem,) = caught.value.problems
+    assert problem.rule == rule
+    assert "percent-encode" not in problem.rule
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://u:p@h1:5432,h2:5432/app",
+        "postgresql://u:p@h1,h2:5433/app",
+        "postgres://u:p%40ss@h1:5432,[::1]:5432/app?target_session_attrs=read-write",
+    ],
+)
+def test_multi_host_postgres_dsns_are_accepted(dsn: str) -> None:
+    assert resolve({"postgres": {"dsn": dsn}}, environ={}).config.postgres.dsn == dsn
+
+
+@pytest.mark.parametrize(
+    ("path", "url"),
+    [
+        ("redis.url", "redis://[::1]:6379/2"),
+        ("redis.url", "redis://h:"),
+        ("redis.url", "unix:///run/redis.sock?db=1"),
+        ("postgres.dsn", "postgresql:///app?host=/var/run/postgresql"),
+        ("postgres.dsn", "postgresql://[fe80::1%25eth0]:5432/app"),
+        ("sqs.queue_url_prefix", "https://sqs.us-east-1.amazonaws.com/123456789012/"),
+        ("sqs.endpoint_url", "http://localhost:4566"),
+    ],
+)
+def test_well_formed_hosts_pass(path: str, url: str) -> None:
+    assert url_problem(path, url) is None
+
+
+def test_the_sqs_queue_url_prefix_must_be_an_http_url() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve(environ={"ASYNCTASQ_SQS_QUEUE_URL_PREFIX": "notaurl"})
+    (problem,) = caught.value.problems
+    assert problem.render() == (
+        "sqs.queue_url_prefix = 'notaurl' (from environment variable "
+        "ASYNCTASQ_SQS_QUEUE_URL_PREFIX): must start with one of http://, https://"
+    )
+
+
+@pytest.mark.parametrize("url", ["redis://u:p[ss@h/0", "redis://u:p]ss@h/0"])
+def test_a_raw_bracket_in_the_password_still_says_percent_encode(url: str) -> None:
+    assert credentials_problem(url) == ENCODE_HINT

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from asynctasq.config.records import Config
 from asynctasq.config.resolve import resolve
+from asynctasq.config.validate import require_driver_settings, required_problems, value_at
 from asynctasq.errors import ConfigError, ConfigProblem, UnknownSettingWarning
+from asynctasq.handle import configured, init
 
 
 def problems_of(overrides: Any = None, env: dict[str, str] | None = None) -> list[ConfigProblem]:
@@ -102,9 +107,17 @@ def test_min_equal_to_max_is_fine() -> None:
     assert (config.mysql.min_pool_size, config.mysql.max_pool_size) == (4, 4)
 
 
-def test_postgres_dsn_is_required_only_when_postgres_is_selected() -> None:
-    assert resolve(environ={}).config.postgres.dsn is None
-    (problem,) = problems_of({"driver": "postgres"})
+def test_the_seed_example_selecting_postgres_resolves() -> None:
+    resolved = resolve({"driver": "postgres"}, environ={})  # seed: "init({'driver': 'postgres'})"
+    assert resolved.config.driver == "postgres"
+    assert resolved.config.postgres.dsn is None
+
+
+def test_postgres_dsn_is_required_when_the_postgres_driver_is_built() -> None:
+    resolved = resolve({"driver": "postgres"}, environ={})
+    with pytest.raises(ConfigError) as caught:
+        require_driver_settings(resolved.config, resolved.provenance, "postgres")
+    (problem,) = caught.value.problems
     assert problem == ConfigProblem(
         path="postgres.dsn",
         value=None,
@@ -113,13 +126,25 @@ def test_postgres_dsn_is_required_only_when_postgres_is_selected() -> None:
             "is required when driver is 'postgres' (set ASYNCTASQ_POSTGRES_DSN or pass it in code)"
         ),
     )
-    assert "postgres.dsn = <missing> (from default)" in str(ConfigError([problem]))
+    assert "postgres.dsn = <missing> (from default)" in str(caught.value)
 
 
-def test_sqs_region_and_prefix_are_required_only_when_sqs_is_selected() -> None:
-    found = problems_of(env={"ASYNCTASQ_DRIVER": "sqs"})
+def test_required_settings_name_where_an_explicit_none_came_from() -> None:
+    resolved = resolve({"driver": "postgres", "postgres": {"dsn": None}}, environ={})
+    (problem,) = required_problems(resolved.config, resolved.provenance)
+    assert (problem.path, problem.source) == ("postgres.dsn", "code")
+
+
+def test_required_settings_of_another_driver_are_not_checked() -> None:
+    resolved = resolve({"driver": "postgres"}, environ={})
+    require_driver_settings(resolved.config, resolved.provenance, "redis")
+    require_driver_settings(resolved.config, resolved.provenance, "memory")
+
+
+def test_sqs_region_and_prefix_are_required_for_the_sqs_driver() -> None:
+    resolved = resolve(environ={"ASYNCTASQ_DRIVER": "sqs"})
     required = "is required when driver is 'sqs' (set {} or pass it in code)"
-    assert [(p.path, p.rule) for p in found] == [
+    assert [(p.path, p.rule) for p in required_problems(resolved.config, {})] == [
         ("sqs.region_name", required.format("ASYNCTASQ_SQS_REGION")),
         ("sqs.queue_url_prefix", required.format("ASYNCTASQ_SQS_QUEUE_URL_PREFIX")),
     ]
@@ -128,6 +153,7 @@ def test_sqs_region_and_prefix_are_required_only_when_sqs_is_selected() -> None:
         environ={},
     ).config
     assert config.sqs.region_name == "us-east-1"
+    require_driver_settings(config, {})
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -188,3 +214,112 @@ def test_unprefixed_names_do_not_warn() -> None:
     Path(".env").write_text("DRIVER=sqs\nPORT=5432\n")
     config = resolve(environ={"REDIS_URL": "redis://x"}).config  # warnings are errors here
     assert config.driver == "redis"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path", "expected"),
+    [
+        ({"redis": {"db": "5"}}, "redis.db", 5),
+        ({"redis": {"db": " 5 "}}, "redis.db", 5),
+        ({"events": {"enable_all": "yes"}}, "events.enable_all", True),
+        ({"events": {"enable_all": "OFF"}}, "events.enable_all", False),
+        ({"events": {"enable_all": 1}}, "events.enable_all", True),
+        ({"events": {"enable_all": 0}}, "events.enable_all", False),
+        ({"redis": {"delayed_task_interval": "0.5"}}, "redis.delayed_task_interval", 0.5),
+        ({"redis": {"delayed_task_interval": 2}}, "redis.delayed_task_interval", 2.0),
+        ({"process_pool": {"size": "none"}}, "process_pool.size", None),
+        ({"process_pool": {"size": "4"}}, "process_pool.size", 4),
+    ],
+)
+def test_code_values_in_text_parse_like_environment_values(
+    overrides: dict[str, Any], path: str, expected: object
+) -> None:
+    config = resolve(overrides, environ={}).config
+    assert value_at(config, path) == expected
+    assert type(value_at(config, path)) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "rule"),
+    [
+        ({"events": {"enable_all": 2}}, "must be a boolean"),
+        ({"events": {"enable_all": 1.0}}, "must be a boolean"),
+        ({"redis": {"db": 5.0}}, "must be a whole number"),
+        ({"redis": {"db": ""}}, "must be a whole number"),
+        ({"redis": {"url": 5}}, "must be a string"),
+    ],
+)
+def test_code_values_of_the_wrong_type_are_rejected(overrides: dict[str, Any], rule: str) -> None:
+    (problem,) = problems_of(overrides)
+    assert problem.rule.startswith(rule)
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [("redis://x", "redis://x"), ("redis://u:s3cret@x/0", "redis://u:***@x/0"), (5, "5")],
+)
+def test_a_group_given_as_a_plain_value_shows_that_value_masked(given: object, shown: str) -> None:
+    (problem,) = problems_of({"redis": given})
+    assert problem.render() == f"redis = {shown!r} (from code): must be a RedisConfig or a mapping"
+
+
+def test_overrides_that_are_not_a_mapping_show_what_was_given() -> None:
+    with pytest.raises(ConfigError, match=r"<overrides> = 'postgres://u:\*\*\*@h/db'"):
+        resolve("postgres://u:s3cret@h/db", environ={})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "shown"), [("0", "0"), (" 0 ", "0"), ("-1.50", "-1.50")])
+def test_a_number_breaking_a_rule_is_shown_as_written(text: str, shown: str) -> None:
+    (problem,) = problems_of(env={"ASYNCTASQ_REDIS_DELAYED_TASK_INTERVAL": text})
+    assert problem.render() == (
+        f"redis.delayed_task_interval = {shown!r} (from environment variable "
+        "ASYNCTASQ_REDIS_DELAYED_TASK_INTERVAL): must be greater than 0"
+    )
+
+
+def test_a_code_number_breaking_a_rule_is_shown_as_given() -> None:
+    (problem,) = problems_of({"rabbitmq": {"delayed_task_interval": 0}})
+    assert problem.value == "0"
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity"])
+def test_nan_and_infinity_must_be_finite(text: str) -> None:
+    (problem,) = problems_of(env={"ASYNCTASQ_RABBITMQ_DELAYED_TASK_INTERVAL": text})
+    assert (problem.value, problem.rule) == (text, "must be a finite number")
+
+
+def test_a_redis_url_without_a_host_is_an_error() -> None:
+    (problem,) = problems_of(env={"ASYNCTASQ_REDIS_URL": "redis://"})
+    assert problem.rule == "names no host, e.g. redis://localhost"
+
+
+def warnings_from(call: Callable[[], object]) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        call()
+    return record
+
+
+def enter_configured() -> None:
+    with configured(driver="memory"):
+        pass
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: resolve(),
+        lambda: init(),
+        lambda: Config.get(),
+        enter_configured,
+    ],
+    ids=["resolve", "init", "Config.get", "configured"],
+)
+def test_unknown_setting_warnings_point_at_the_callers_line(
+    monkeypatch: pytest.MonkeyPatch, call: Callable[[], object]
+) -> None:
+    monkeypatch.setenv("ASYNCTASQ_REDIS_DBB", "1")
+    Path(".env").write_text("not a setting line\n")
+    found = warnings_from(call)
+    assert [w.category for w in found] == [UnknownSettingWarning, UnknownSettingWarning]
+    assert {w.filename for w in found} == {__file__}

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.anyio
 
 
 class SendEmail(AsyncTask):
-    config: TaskConfig = {"queue": "emails", "max_attempts": 5, "correlation_id": "mail"}  # noqa: RUF012
+    config: TaskConfig = {"queue": "emails", "max_attempts": 5, "correlation_id": "mail"}
 
     def __init__(self, to: str, subject: str = "hi") -> None:
         super().__init__(to=to, subject=subject)
@@ -37,7 +37,7 @@ class HeavyAsync(AsyncProcessTask):
 
 
 class SharedBase(AsyncTask, abstract=True):
-    config: TaskConfig = {"queue": "shared"}  # noqa: RUF012
+    config: TaskConfig = {"queue": "shared"}
 
 
 class FromShared(SharedBase):
@@ -112,9 +112,9 @@ def test_a_bad_class_config_is_a_config_error_naming_the_class() -> None:
     with pytest.raises(ConfigError, match="max_attempts"):
 
         class Bad(AsyncTask):
-            config: TaskConfig = {"max_attempts": 0}  # noqa: RUF012
+            config: TaskConfig = {"max_attempts": 0}
 
     with pytest.raises(ConfigError, match="unknown task option"):
 
         class Typo(AsyncTask):
-            config = {"max_attempt": 3}  # type: ignore[typeddict-unknown-key]  # noqa: RUF012
+            config = {"max_attempt": 3}  # type: ignore[typeddict-unknown-key]

@@ -51,7 +51,7 @@ async def test_an_always_failing_task_runs_max_attempts_times_then_is_dead_lette
     failures: list[BaseException] = []
 
     class Flaky(AsyncTask):
-        config: TaskConfig = {"max_attempts": 4}  # noqa: RUF012
+        config: TaskConfig = {"max_attempts": 4}
 
         async def execute(self) -> None:
             info = current_task()
@@ -80,7 +80,7 @@ async def test_should_retry_true_never_exceeds_max_attempts(handle: Handle) -> N
     runs: list[int] = []
 
     class Stubborn(SyncTask):
-        config: TaskConfig = {"max_attempts": 4}  # noqa: RUF012
+        config: TaskConfig = {"max_attempts": 4}
 
         def execute(self) -> None:
             runs.append(1)
@@ -153,7 +153,7 @@ async def test_a_failing_failed_hook_is_logged_and_the_worker_goes_on(
     handle: Handle, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Grumpy(AsyncTask):
-        config: TaskConfig = {"max_attempts": 1}  # noqa: RUF012
+        config: TaskConfig = {"max_attempts": 1}
 
         async def execute(self) -> None:
             raise ValueError("task")

@@ -114,7 +114,7 @@ async def test_a_crash_in_the_last_attempt_dead_letters_with_worker_lost(
     ran: list[int] = []
 
     class Fragile(AsyncTask):
-        config: TaskConfig = {"max_attempts": 1, "visibility_timeout": 0.05}  # noqa: RUF012
+        config: TaskConfig = {"max_attempts": 1, "visibility_timeout": 0.05}
 
         async def execute(self) -> None:
             ran.append(1)

@@ -27,7 +27,7 @@ async def test_a_sync_timeout_is_reported_while_its_thread_still_runs_and_the_lo
     reported: list[str] = []
 
     class Blocker(SyncTask):
-        config: TaskConfig = {"timeout": 0.5, "max_attempts": 1}  # noqa: RUF012
+        config: TaskConfig = {"timeout": 0.5, "max_attempts": 1}
 
         def execute(self) -> None:
             release.wait(15)  # a blocking call the worker cannot interrupt
