@@ -11,7 +11,8 @@ The tree::
      └── TaskTimeoutError     a task ran past its ``timeout``
 
     UserWarning
-     └── UnknownSettingWarning  an ``ASYNCTASQ_*`` variable names no setting (it is ignored)
+     └── UnknownSettingWarning  an ``ASYNCTASQ_*`` variable names no setting, or a ``.env``
+                                line is not ``KEY=value`` (it is ignored)
 
 Each class's docstring is its default message. The CLI turns ``ConfigError`` into exit
 code 2 and the others into exit code 1, with one line and no traceback.
@@ -103,4 +104,7 @@ class TaskTimeoutError(AsyncTasQError):
 
 
 class UnknownSettingWarning(UserWarning):
-    """An ``ASYNCTASQ_*`` environment or ``.env`` variable names no setting and is ignored."""
+    """An ``ASYNCTASQ_*`` variable names no setting, or a ``.env`` line is not ``KEY=value``.
+
+    The variable or line is ignored; the warning names it and where it was.
+    """

@@ -16,6 +16,17 @@ Where it is visible: the ContextVar is copied into asyncio tasks created inside 
 and into ``asyncio.to_thread``; it is not seen by sibling tasks created before the block,
 by plain ``threading.Thread`` targets or by child processes. Two asyncio tasks each in
 their own ``configured()`` block do not see each other's handle.
+
+Nesting: blocks must end innermost first, as ``with`` statements and ``ExitStack`` do.
+Ending an outer block by hand while a block entered after it is still active raises
+``RuntimeError`` and changes nothing (end the inner block first). A handle made current by
+``init()`` inside a block is replaced by the block's previous handle when the block ends.
+
+Event emitters (``init(event_emitters=[...])``): an emitter is any object with an
+``emit(event)`` method, either a coroutine function (awaited) or a plain function (called);
+``event`` is a task or worker event record. ``init()`` raises ``TypeError`` naming the
+emitter when it has no callable ``emit``. An emitter that fails never fails a task or a
+dispatch (SPEC §6).
 """
 
 from __future__ import annotations
@@ -38,6 +49,30 @@ if TYPE_CHECKING:
     from asynctasq.drivers.protocol import Driver
 
 NOT_INITIALISED = "asynctasq is not initialised: call asynctasq.init() first"
+
+
+def checked_emitters(emitters: Iterable[Any]) -> tuple[Any, ...]:
+    """Return ``emitters`` as a tuple after checking that each has a callable ``emit``.
+
+    Args:
+        emitters: an iterable of event emitters (see this module's docstring).
+
+    Raises:
+        TypeError: ``emitters`` is itself one emitter (not a list of them), or an item has no
+            callable ``emit``; the message names its position and type.
+
+    """
+    if callable(getattr(emitters, "emit", None)):
+        message = f"event_emitters must be a list of emitters, got one {type(emitters).__name__}"
+        raise TypeError(message + f"; pass [{type(emitters).__name__}(...)]")
+    found = tuple(emitters)
+    for index, emitter in enumerate(found):
+        if not callable(getattr(emitter, "emit", None)):
+            raise TypeError(
+                f"event_emitters[{index}] ({type(emitter).__name__} object) is not an event "
+                "emitter: it needs an emit(event) method, a coroutine function or a plain function"
+            )
+    return found
 
 
 class _Services:
@@ -74,13 +109,14 @@ class Handle:
     ) -> None:
         self.config = config
         self.provenance: Mapping[str, str] = dict(provenance or {})
-        self.event_emitters: tuple[Any, ...] = tuple(event_emitters)
+        self.event_emitters: tuple[Any, ...] = checked_emitters(event_emitters)
         self.tortoise_config: dict[str, Any] | None = config.tortoise_orm
         self._explicit = explicit if explicit is not None else sources.overrides(config)
         self._env_file = env_file
         self._services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Services] = (
             weakref.WeakKeyDictionary()
         )
+        self._in_active_block = False  # made current by a configured() block not yet ended
 
     def __repr__(self) -> str:
         return f"Handle(driver={self.config.driver!r})"
@@ -107,7 +143,8 @@ class Handle:
             The opened driver, cached per name for this handle and event loop.
 
         Raises:
-            ConfigError: the driver is unknown, unavailable or its client is not installed.
+            ConfigError: the driver is unknown, unavailable, a setting it requires is not set
+                (``postgres.dsn`` for ``postgres``), or its client is not installed.
             DriverError: opening the connection failed.
 
         """
@@ -121,7 +158,7 @@ class Handle:
             if found is None:
                 from asynctasq import drivers  # layer 3; imports broker clients lazily
 
-                found = drivers.build_driver(self.config, key)
+                found = drivers.build_driver(self.config, key, provenance=self.provenance)
                 await found.open()
                 services.drivers[key] = found
         return found
@@ -176,7 +213,8 @@ def init(
     Args:
         config: code settings (highest precedence): a nested mapping, records in it
             (``{"redis": RedisConfig(db=5)}`` sets exactly the keys passed), or a ``Config``.
-        event_emitters: extra event emitters.
+        event_emitters: extra event emitters: objects with an ``emit(event)`` method
+            (coroutine or plain function; see this module's docstring).
         tortoise_config: Tortoise ORM configuration; same as ``config={"tortoise_orm": ...}``.
         env_file: the ``.env`` file (default ``.env`` in the current directory); ``None``
             reads none; a missing file is fine.
@@ -185,11 +223,14 @@ def init(
         The new current :class:`Handle`. A previously current handle is not closed.
 
     Raises:
-        ConfigError: listing every problem in the configuration.
+        ConfigError: listing every problem in the configuration. A setting required only by
+            one driver (``postgres.dsn``) is checked when that driver is first used.
+        TypeError: an event emitter has no ``emit`` method.
 
     Source: seed/configuration.md "init()"; SPEC §1.
 
     """
+    emitters = checked_emitters(event_emitters or ())
     explicit = explicit_layer(config)
     if tortoise_config is not None:
         explicit = merge(explicit, sources.overrides({"tortoise_orm": tortoise_config}))
@@ -197,7 +238,7 @@ def init(
     handle = Handle(
         resolved.config,
         resolved.provenance,
-        event_emitters=event_emitters or (),
+        event_emitters=emitters,
         explicit=explicit,
         env_file=env_file,
     )
@@ -271,13 +312,21 @@ class Configured:
             env_file=env_file,
         )
         self._active = (context.make_current(handle), parent, handle)
+        handle._in_active_block = True
         return handle
 
     def _leave(self) -> Handle:
         if self._active is None:
             raise RuntimeError("this configured() block was exited without being entered")
         token, parent, handle = self._active
+        current = context.current()
+        if current is not handle and isinstance(current, Handle) and current._in_active_block:
+            raise RuntimeError(
+                "configured() blocks exited out of order: a block entered inside this one is "
+                "still active; exit the innermost block first"
+            )
         self._active = None
+        handle._in_active_block = False
         try:
             context.restore(token)
         except ValueError:  # exited in another context than it was entered in

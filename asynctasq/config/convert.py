@@ -1,21 +1,28 @@
 """``make_converter()``: the one cattrs converter that turns raw setting values into typed ones.
 
-Raw values come as text from the environment, ``.env`` and CLI flags, or already typed
-from code. The hooks below accept both and are strict, so that a typo is an error and
-never a silently different value:
+Raw values come as text from the environment, ``.env`` and CLI flags, or from code. One
+rule for every source: a value of the field's own type is taken as it is; text is parsed
+by the same rules wherever it comes from (so ``{"redis": {"db": "5"}}`` in code is 5, as
+``ASYNCTASQ_REDIS_DB=5`` is). The hooks are strict, so that a typo is an error and never a
+silently different value:
 
-- ``bool``: ``1/0, true/false, yes/no, on/off, t/f, y/n`` in any case, whitespace trimmed;
-  anything else (``"None"``, ``"maybe"``, the number 2) is an error. Real ``bool`` passes.
-- ``int``: an optional sign and digits, whitespace trimmed (``" 5 "`` is 5); ``"5.0"``,
-  ``"five"``, a ``float`` or a ``bool`` are errors.
-- ``float``: anything ``float()`` reads, whitespace trimmed, finite only; ints are widened.
-- ``str``: only strings (a number from code is an error, not silently ``str()``-ed).
+- ``bool``: a ``bool``; the ints ``0`` and ``1``; or the text ``1/0, true/false, yes/no,
+  on/off, t/f, y/n`` in any case, whitespace trimmed. Anything else (``"None"``,
+  ``"maybe"``, the number 2, ``1.0``) is an error.
+- ``int``: an ``int`` (not a ``bool``), or text of an optional sign and digits, whitespace
+  trimmed (``" 5 "`` is 5); ``"5.0"``, ``"five"`` and a ``float`` such as ``5.0`` are errors.
+- ``float``: an ``int`` or ``float`` (not a ``bool``), or text ``float()`` reads, whitespace
+  trimmed; NaN and infinity are errors ("must be a finite number").
+- ``str``: only strings, kept exactly as given (a number from code is an error, not
+  silently ``str()``-ed). The text sources trim their values before they get here.
 - ``X | None`` where ``X`` is not ``str``: ``None``, or the text ``none``/``null`` in any
   case, means ``None``; anything else is structured as ``X``. For ``str | None`` fields the
-  text is kept as written (a password may be "None"); an empty value unsets any field.
+  text is kept as written (a password may be "None").
 
-Empty or whitespace-only text never reaches the converter: the text sources drop it, so the
-field keeps the value of a lower layer (usually its default).
+Empty or whitespace-only text from the environment, ``.env`` or a flag never reaches the
+converter: those sources drop it, so the field keeps the value of a lower layer (usually
+its default). In code an empty string is a value like any other: ``""`` for an ``int``
+field is an error, not "unset" (leave the key out instead).
 
 Source: FIELD-CASES C27 (bool/number parsing); SPEC §2 ("Booleans accept ...").
 """
@@ -49,7 +56,8 @@ def structure_bool(value: Any, _type: Any = bool) -> bool:
     """Return ``value`` as a bool.
 
     Args:
-        value: a ``bool``, or text from :data:`TRUE_WORDS` / :data:`FALSE_WORDS`.
+        value: a ``bool``, the int ``0`` or ``1``, or text from :data:`TRUE_WORDS` /
+            :data:`FALSE_WORDS`.
 
     Raises:
         ConversionError: any other value.
@@ -57,6 +65,8 @@ def structure_bool(value: Any, _type: Any = bool) -> bool:
     """
     if isinstance(value, bool):
         return value
+    if type(value) is int and value in (0, 1):
+        return value == 1
     if isinstance(value, str):
         word = value.strip().lower()
         if word in TRUE_WORDS:
@@ -90,7 +100,8 @@ def structure_float(value: Any, _type: Any = float) -> float:
         value: an ``int`` or ``float`` (not a ``bool``), or text ``float()`` reads.
 
     Raises:
-        ConversionError: any other value, or NaN / infinity.
+        ConversionError: any other value ("must be a number"), or NaN / infinity ("must be
+            a finite number").
 
     """
     number: float | None = None
@@ -101,8 +112,10 @@ def structure_float(value: Any, _type: Any = float) -> float:
             number = float(value.strip())
         except ValueError:
             number = None
-    if number is None or not math.isfinite(number):
+    if number is None:
         raise ConversionError("must be a number")
+    if not math.isfinite(number):
+        raise ConversionError("must be a finite number")
     return number
 
 

@@ -3,29 +3,26 @@
 Pure functions over a resolved :class:`~asynctasq.config.records.Config` and its
 provenance (dotted path -> source text, from ``resolve()``). Values are made safe to show
 before they leave this module: a secret field is ``"***"``, a URL or DSN has its password
-replaced by ``***``, and strings inside code-only values (``tortoise_orm``) are treated as
-URLs too.
+replaced by ``***``, and free-form values (``tortoise_orm``, an engine, any other text) go
+through :func:`~asynctasq.config.mask.mask_urls_in_text`; inside a mapping, the value of a
+password-like key (``password``, ``db_pwd``, ``token``) is ``"***"``.
 
 Source: SPEC §2 ("Secrets ... never appear in reprs, logs or errors") and §7 (``config``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from asynctasq.config.mask import MASK, mask_url
+from asynctasq.config.mask import MASK, is_secret_key, mask_url, mask_urls_in_text
 from asynctasq.config.records import Config
 from asynctasq.config.schema import SettingSpec, settings
 from asynctasq.config.validate import value_at
 
 DEFAULT_SOURCE = "default"
-
-# scheme://user:password@ anywhere in a longer text, e.g. inside an object's repr.
-_EMBEDDED_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s'\"]*:)[^@\s]*@")
 
 
 @attrs.frozen
@@ -63,12 +60,15 @@ def _masked_plain(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return mask_url(value)
+        return mask_urls_in_text(value)
     if isinstance(value, Mapping):
-        return {str(key): _masked_plain(item) for key, item in value.items()}
+        return {
+            str(key): MASK if is_secret_key(str(key)) and item is not None else _masked_plain(item)
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
         return [_masked_plain(item) for item in value]
-    return _EMBEDDED_URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", repr(value))
+    return mask_urls_in_text(repr(value))
 
 
 def shown(spec: SettingSpec, value: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar, dataclass_transform
 
 import attrs
 
-from asynctasq.config.mask import mask_secret, mask_url_repr
+from asynctasq.config.mask import mask_repr, mask_secret, mask_url_repr
 
 Context = Literal["dispatch", "worker", "both"]
 
@@ -68,7 +68,8 @@ class FieldMeta:
         choices: the accepted values, when the field is an enumeration.
         rules: further rules the structured value must satisfy.
         aliases: other keys accepted for this field in code overrides (e.g. ``region``).
-        required_for: the driver whose selection makes this ``None``-default field required.
+        required_for: the driver that needs this ``None``-default field set; checked when
+            that driver is built (``config.validate.require_driver_settings``).
     """
 
     help: str
@@ -109,7 +110,7 @@ def setting(
         choices: accepted values for an enumeration.
         rules: extra :class:`Rule` objects.
         aliases: alternative keys accepted in code overrides.
-        required_for: the driver that makes this field required.
+        required_for: the driver that needs this field (checked when it is built).
 
     Returns:
         An ``attrs.field`` whose metadata holds a :class:`FieldMeta`.
@@ -125,7 +126,7 @@ def setting(
         aliases=aliases,
         required_for=required_for,
     )
-    shown: Callable[[Any], str] | bool = True
+    shown: Callable[[Any], str] = mask_repr  # free-form values: URL passwords masked
     if secret:
         shown = mask_secret
     elif url:

@@ -13,7 +13,7 @@ from typing import Any, cast
 import attrs
 
 from asynctasq.config.fields import FieldMeta, settings_of
-from asynctasq.config.mask import MASK, mask_secret, mask_url
+from asynctasq.config.mask import MASK, mask_secret, mask_url, mask_urls_in_text
 from asynctasq.config.records import GROUPS, Config
 
 ENV_PREFIX = "ASYNCTASQ_"
@@ -116,11 +116,12 @@ def group_keys(group: str) -> dict[str, str]:
 def show(leaf: Leaf | None, value: Any) -> str:
     """Return ``value`` as text for a message, masked as ``leaf`` requires.
 
-    Secret fields show ``***``; URL fields show the URL with its password masked; a value
-    of an unknown key (``leaf`` is ``None``) shows only when it is a number or a bool,
-    since a mistyped ``pasword`` key still holds a secret. A value that is not text or a
-    number (a dict such as ``tortoise_orm``, an engine) shows only its type, ``<dict>``,
-    since it may hold passwords.
+    Secret fields show ``***``; URL fields show the URL with its password masked; other
+    text has any URL password inside it masked (:func:`mask_urls_in_text`). A value of an
+    unknown key (``leaf`` is ``None``) shows only when it is a number or a bool, since a
+    mistyped ``pasword`` key still holds a secret. A value that is not text or a number (a
+    dict such as ``tortoise_orm``, an engine) shows only its type, ``<dict>``, since it may
+    hold passwords.
     """
     if value is None:
         return "None"
@@ -132,4 +133,15 @@ def show(leaf: Leaf | None, value: Any) -> str:
         return mask_secret(value)
     if leaf.meta.url:
         return mask_url(str(value))
-    return str(value)
+    return mask_urls_in_text(str(value))
+
+
+def show_given(value: Any) -> str:
+    """Return a value given where a setting group or the overrides were expected, masked.
+
+    Text keeps its words with any password inside masked (``'redis://x'``); numbers show
+    as written; other objects show their type (``<SQSConfig>``), since they may hold secrets.
+    """
+    if isinstance(value, str):
+        return mask_urls_in_text(value)
+    return show(None, value)

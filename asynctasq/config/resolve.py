@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -77,7 +78,7 @@ def _convert(merged: Layer) -> tuple[dict[str, Any], set[str], list[ConfigProble
 
 
 def _apply_url_db(
-    converted: dict[str, Any], provenance: dict[str, str], failed: set[str]
+    converted: dict[str, Any], provenance: dict[str, str], failed: set[str], given: dict[str, Any]
 ) -> ConfigProblem | None:
     """Take ``redis.db`` from the Redis URL when only the URL names one (RedisConfig rule)."""
     url = converted["redis.url"]
@@ -88,7 +89,7 @@ def _apply_url_db(
         return None
     conflict = redis_db_conflict(converted["redis.db"], url_db, provenance)
     if conflict is None and provenance["redis.db"] == "default":
-        converted["redis.db"] = url_db
+        converted["redis.db"] = given["redis.db"] = url_db
         provenance["redis.db"] = provenance["redis.url"]
     return conflict
 
@@ -104,17 +105,42 @@ def _build(converted: Mapping[str, Any]) -> Config:
     return _CONVERTER.structure(nested, Config)
 
 
-def _warn_unknown(unknown: tuple[tuple[str, str], ...]) -> None:
-    if not unknown:
-        return
-    known = list(env_names())
-    parts = []
-    for name, source in unknown:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        parts.append(f"{name} ({source.removesuffix(' ' + name)}{hint})")
-    message = "ignoring unknown asynctasq settings: " + ", ".join(parts)
-    warnings.warn(message, UnknownSettingWarning, stacklevel=3)
+def caller_stacklevel() -> int:
+    """Return the ``stacklevel`` that makes a warning point at the first frame outside asynctasq.
+
+    ``resolve()`` is reached through ``init()``, ``configured()``, ``Config.get()`` and the
+    CLI at different depths; counting frames up to the caller's keeps the file and line the
+    warning reports in the user's code.
+    """
+    level = 1
+    frame = sys._getframe(1)  # the function that will call warnings.warn
+    while frame.f_back is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module != "asynctasq" and not module.startswith("asynctasq."):
+            break
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _warn_ignored(unknown: tuple[tuple[str, str], ...], malformed: tuple[str, ...]) -> None:
+    """Warn once about unknown ``ASYNCTASQ_*`` names and once about malformed ``.env`` lines."""
+    if unknown:
+        known = list(env_names())
+        parts = []
+        for name, source in unknown:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            parts.append(f"{name} ({source.removesuffix(' ' + name)}{hint})")
+        message = "ignoring unknown asynctasq settings: " + ", ".join(parts)
+        warnings.warn(message, UnknownSettingWarning, stacklevel=caller_stacklevel())
+    if malformed:
+        message = (
+            "ignoring lines that are not KEY=value: "
+            + ", ".join(malformed)
+            + " (write KEY=value, optionally after 'export '; comments start with '#')"
+        )
+        warnings.warn(message, UnknownSettingWarning, stacklevel=caller_stacklevel())
 
 
 def resolve_layers(
@@ -140,20 +166,23 @@ def resolve_layers(
         ConfigError: listing every problem at once (values masked).
 
     Warns:
-        UnknownSettingWarning: naming each ``ASYNCTASQ_*`` variable that is no setting.
+        UnknownSettingWarning: naming each ``ASYNCTASQ_*`` variable that is no setting, and
+            each ``.env`` line that is not ``KEY=value``; the warning points at the first
+            caller outside asynctasq.
 
     """
     file_layer = sources.dotenv(None if env_file is None else os.fspath(env_file))
     merged = sources.merge(sources.defaults(), file_layer, sources.environ(environ), explicit)
-    _warn_unknown(merged.unknown)
+    _warn_ignored(merged.unknown, merged.malformed)
     converted, failed, problems = _convert(merged)
     problems[:0] = merged.problems
     provenance = {path: merged.sources.get(path, "default") for path in leaves()}
-    conflict = _apply_url_db(converted, provenance, failed)
+    given = {path: _raw(merged.values, path) for path in leaves()}
+    conflict = _apply_url_db(converted, provenance, failed, given)
     if conflict is not None:
         problems.append(conflict)
     config = _build(converted)
-    problems.extend(field_problems(config, provenance, failed))
+    problems.extend(field_problems(config, provenance, failed, given))
     problems.extend(cross_problems(config, provenance, failed))
     if problems:
         raise ConfigError(problems)

@@ -9,6 +9,8 @@ Rules shared by the text sources (``.env``, environment, flags):
 
 - only ``ASYNCTASQ_``-prefixed names are read, from the environment and ``.env`` alike;
   an unprefixed ``DRIVER=`` or ``REDIS_URL=`` has no effect (FIELD-CASES C25);
+- surrounding whitespace is removed from every value (strings, choices and URLs alike):
+  ``ASYNCTASQ_DRIVER=" redis "`` is ``redis``;
 - an empty or whitespace-only value means "unset": the leaf is left out of the layer, so a
   lower layer (usually the default) applies (FIELD-CASES C27);
 - an ``ASYNCTASQ_*`` name that is no setting is recorded in :attr:`Layer.unknown`, and
@@ -16,13 +18,15 @@ Rules shared by the text sources (``.env``, environment, flags):
 
 Code overrides (:func:`overrides`) set exactly the keys the caller wrote: for a record,
 the keyword arguments it was constructed with (``RedisConfig(db=5)`` sets only
-``redis.db``). An unknown key is a problem that suggests the nearest valid key.
+``redis.db``). Their values are kept exactly as given (no trimming). An unknown key is a
+problem that suggests the nearest valid key.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +35,7 @@ import attrs
 from decouple import RepositoryEnv
 
 from asynctasq.config.fields import explicit_keys
-from asynctasq.config.leaves import ENV_PREFIX, env_names, group_keys, leaves, show
+from asynctasq.config.leaves import ENV_PREFIX, env_names, group_keys, leaves, show, show_given
 from asynctasq.config.records import GROUPS, Config
 from asynctasq.errors import ConfigProblem
 
@@ -47,6 +51,8 @@ class Layer:
         problems: what was wrong with the source itself (unknown code keys, unreadable file).
         unknown: ``(name, source text)`` of each ``ASYNCTASQ_*`` name that is no setting,
             e.g. ``("ASYNCTASQ_REDIS_DBB", ".env line 4")``.
+        malformed: source texts of ``.env`` lines that are neither blank, a comment nor
+            ``KEY=value`` (e.g. ``".env line 7"``); they are ignored with a warning.
 
     """
 
@@ -54,6 +60,7 @@ class Layer:
     sources: Mapping[str, str] = attrs.field(factory=dict)
     problems: tuple[ConfigProblem, ...] = ()
     unknown: tuple[tuple[str, str], ...] = ()
+    malformed: tuple[str, ...] = ()
 
 
 def _put(values: dict[str, Any], path: str, raw: Any) -> None:
@@ -64,8 +71,11 @@ def _put(values: dict[str, Any], path: str, raw: Any) -> None:
         values[group] = raw
 
 
-def _text_layer(entries: Iterable[tuple[str, str, str]]) -> Layer:
-    """Build a layer from ``(name, raw text, source text)`` triples of a text source."""
+def _text_layer(entries: Iterable[tuple[str, str, str]], malformed: tuple[str, ...] = ()) -> Layer:
+    """Build a layer from ``(name, raw text, source text)`` triples of a text source.
+
+    Values are trimmed; a blank value is left out (unset).
+    """
     known = env_names()
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -77,9 +87,9 @@ def _text_layer(entries: Iterable[tuple[str, str, str]]) -> Layer:
         if path is None:
             unknown.append((name, source))
         elif raw.strip():
-            _put(values, path, raw)
+            _put(values, path, raw.strip())
             sources[path] = source
-    return Layer(values, sources, (), tuple(unknown))
+    return Layer(values, sources, (), tuple(unknown), malformed)
 
 
 def defaults() -> Layer:
@@ -105,19 +115,54 @@ def environ(mapping: Mapping[str, str] | None = None) -> Layer:
     return _text_layer((name, raw, f"environment variable {name}") for name, raw in mapping.items())
 
 
+_EXPORT = re.compile(r"export\s+")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def dotenv_key(key: str) -> str:
+    """Return the variable name of a ``.env`` key: trimmed, without a leading ``export ``."""
+    stripped = key.strip()
+    found = _EXPORT.match(stripped)
+    return stripped[found.end() :] if found else stripped
+
+
 def dotenv_line_numbers(text: str) -> dict[str, int]:
     """Return ``{key: 1-based line number}`` for the lines python-decouple reads as settings.
 
     Mirrors ``decouple.RepositoryEnv``: blank lines, lines starting with ``#`` and lines
-    without ``=`` are skipped; the key is the text before the first ``=``, trimmed. When a
-    key repeats, the last line wins, as it does in decouple.
+    without ``=`` are skipped; the key is the text before the first ``=``, trimmed, with an
+    optional ``export `` prefix removed. When a key repeats, the last line wins, as it does
+    in decouple.
     """
-    numbers: dict[str, int] = {}
+    return {key: number for key, (_raw_key, number) in _dotenv_keys(text).items()}
+
+
+def _dotenv_keys(text: str) -> dict[str, tuple[str, int]]:
+    """Return ``{variable name: (key as decouple stores it, line number of its last line)}``."""
+    found: dict[str, tuple[str, int]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and "=" in stripped:
-            numbers[stripped.split("=", 1)[0].strip()] = number
-    return numbers
+            raw_key = stripped.split("=", 1)[0].strip()
+            found[dotenv_key(raw_key)] = (raw_key, number)
+    return found
+
+
+def dotenv_malformed_lines(text: str) -> list[int]:
+    """Return the 1-based numbers of lines that are not blank, a comment or ``KEY=value``.
+
+    ``KEY`` (after an optional ``export ``) must be a variable name: letters, digits and
+    ``_``, not starting with a digit. Such lines are ignored; the caller warns about them.
+    """
+    found: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, _value = stripped.partition("=")
+        if not sep or not _KEY.fullmatch(dotenv_key(key)):
+            found.append(number)
+    return found
 
 
 def dotenv(path: str | Path | None = ".env") -> Layer:
@@ -126,14 +171,17 @@ def dotenv(path: str | Path | None = ".env") -> Layer:
     Values are taken as decouple reads them: ``KEY=value`` with surrounding whitespace
     trimmed, one pair of matching single or double quotes removed, the value running to the
     end of the line (a ``#`` or ``=`` inside a value is part of it; only whole lines
-    starting with ``#`` are comments).
+    starting with ``#`` are comments). Also accepted: an ``export `` prefix before the key
+    (``export ASYNCTASQ_REDIS_DB=5``, as shell scripts write it) and a UTF-8 byte order mark
+    at the start of the file. A line that is not blank, a comment or ``KEY=value`` is
+    ignored and listed in :attr:`Layer.malformed` (``resolve()`` warns about it).
 
     Args:
         path: the file; ``None`` means no file. A missing file is not an error.
 
     Returns:
-        A layer with source text ``"<file name> line N"`` (``".env line 3"``) per leaf; an
-        unreadable file gives a layer holding one problem.
+        A layer with source text ``"<file name> line N"`` (``".env line 3"``) per leaf; a
+        directory or an unreadable file gives a layer holding one problem.
 
     """
     if path is None:
@@ -141,9 +189,14 @@ def dotenv(path: str | Path | None = ".env") -> Layer:
     file = Path(path)
     if not file.exists():
         return Layer()
+    if file.is_dir():
+        problem = ConfigProblem(
+            "env_file", str(file), "the .env file", "is a directory, not a file"
+        )
+        return Layer(problems=(problem,))
     try:
-        text = file.read_text(encoding="utf-8")
-        data: dict[str, str] = RepositoryEnv(str(file)).data
+        text = file.read_text(encoding="utf-8-sig")
+        raw: dict[str, str] = RepositoryEnv(str(file), encoding="utf-8-sig").data
     except (OSError, UnicodeDecodeError) as exc:
         problem = ConfigProblem(
             path="env_file",
@@ -152,9 +205,14 @@ def dotenv(path: str | Path | None = ".env") -> Layer:
             rule=f"cannot be read ({type(exc).__name__})",
         )
         return Layer(problems=(problem,))
-    numbers = dotenv_line_numbers(text)
+    malformed = tuple(f"{file.name} line {n}" for n in dotenv_malformed_lines(text))
     return _text_layer(
-        (key, raw, f"{file.name} line {numbers.get(key, 0)}") for key, raw in data.items()
+        (
+            (name, raw[raw_key], f"{file.name} line {number}")
+            for name, (raw_key, number) in _dotenv_keys(text).items()
+            if raw_key in raw
+        ),
+        malformed,
     )
 
 
@@ -176,11 +234,15 @@ def _items(obj: Any, kind: str) -> list[tuple[str, Any]] | None:
 
 
 class _CodeReader:
-    """Walk code or flag overrides into a layer, collecting problems instead of raising."""
+    """Walk code or flag overrides into a layer, collecting problems instead of raising.
 
-    def __init__(self, label: Callable[[str], str], drop_blank: bool) -> None:
+    ``text=True`` (flags) applies the text-source rules: strings are trimmed and a blank or
+    ``None`` value is left out. Code values (``text=False``) are kept as given.
+    """
+
+    def __init__(self, label: Callable[[str], str], text: bool) -> None:
         self.label = label
-        self.drop_blank = drop_blank
+        self.text = text
         self.values: dict[str, Any] = {}
         self.sources: dict[str, str] = {}
         self.problems: list[ConfigProblem] = []
@@ -190,7 +252,9 @@ class _CodeReader:
         self.problems.append(ConfigProblem(path, show(leaf, value), self.label(path), rule))
 
     def leaf(self, path: str, value: Any) -> None:
-        if self.drop_blank and (value is None or (isinstance(value, str) and not value.strip())):
+        if self.text and isinstance(value, str):
+            value = value.strip()
+        if self.text and (value is None or value == ""):
             return
         _put(self.values, path, value)
         self.sources[path] = self.label(path)
@@ -198,8 +262,9 @@ class _CodeReader:
     def top(self, obj: Any) -> None:
         items = _items(obj, "")
         if items is None or (attrs.has(type(obj)) and not isinstance(obj, Config)):
+            rule = "must be a mapping or a Config"
             self.problems.append(
-                ConfigProblem("<overrides>", None, self.label(""), "must be a mapping or a Config")
+                ConfigProblem("<overrides>", show_given(obj), self.label(""), rule)
             )
             return
         top_keys = [p for p in leaves() if "." not in p] + list(GROUPS)
@@ -215,7 +280,7 @@ class _CodeReader:
         items = _items(obj, group)
         if items is None:
             rule = f"must be a {GROUPS[group].__name__} or a mapping"
-            self.problems.append(ConfigProblem(group, None, self.label(group), rule))
+            self.problems.append(ConfigProblem(group, show_given(obj), self.label(group), rule))
             return
         keys = group_keys(group)
         seen: dict[str, str] = {}
@@ -247,7 +312,7 @@ def overrides(obj: Mapping[str, Any] | Config | None) -> Layer:
         nearest valid key.
 
     """
-    reader = _CodeReader(lambda _path: "code", drop_blank=False)
+    reader = _CodeReader(lambda _path: "code", text=False)
     if obj is not None:
         reader.top(obj)
     return reader.layer()
@@ -256,10 +321,10 @@ def overrides(obj: Mapping[str, Any] | Config | None) -> Layer:
 def flags(mapping: Mapping[str, Any] | None) -> Layer:
     """Return the settings given as CLI flags, as a nested mapping like :func:`overrides`.
 
-    ``None`` and blank text mean "flag not given". Source text per leaf is
-    ``"flag --<path with dashes>"``, e.g. ``"flag --redis-db"``.
+    Values are trimmed like environment values; ``None`` and blank text mean "flag not
+    given". Source text per leaf is ``"flag --<path with dashes>"``, e.g. ``"flag --redis-db"``.
     """
-    reader = _CodeReader(_flag_source, drop_blank=True)
+    reader = _CodeReader(_flag_source, text=True)
     if mapping is not None:
         reader.top(mapping)
     return reader.layer()
@@ -276,6 +341,7 @@ def merge(*layers: Layer) -> Layer:
     sources: dict[str, str] = {}
     problems: list[ConfigProblem] = []
     unknown: list[tuple[str, str]] = []
+    malformed: list[str] = []
     for layer in layers:
         for key, value in layer.values.items():
             if key in GROUPS and isinstance(value, Mapping):
@@ -285,4 +351,5 @@ def merge(*layers: Layer) -> Layer:
         sources.update(layer.sources)
         problems.extend(layer.problems)
         unknown.extend(layer.unknown)
-    return Layer(values, sources, tuple(problems), tuple(unknown))
+        malformed.extend(layer.malformed)
+    return Layer(values, sources, tuple(problems), tuple(unknown), tuple(malformed))

@@ -9,6 +9,7 @@ The Redis database rule (FIELD-CASES C31) is documented on
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,11 +20,22 @@ SCHEMES: dict[str, tuple[str, ...]] = {
     "mysql.dsn": ("mysql",),
     "rabbitmq.url": ("amqp", "amqps"),
     "sqs.endpoint_url": ("http", "https"),
+    "sqs.queue_url_prefix": ("http", "https"),
 }
 """Accepted URL schemes per URL-valued setting.
 
 Source: redis-py ``from_url``; asyncpg ``connect(dsn)``; aio-pika ``connect_robust``;
-boto3 ``endpoint_url``.
+boto3 ``endpoint_url``; SQS queue URLs (``https://sqs.<region>.amazonaws.com/<account>/``).
+"""
+
+HOST_REQUIRED = frozenset({"redis", "rediss", "amqp", "amqps", "http", "https"})
+"""Schemes whose URL must name a host. ``unix://`` names a socket path instead, and a
+PostgreSQL or MySQL DSN without a host means the local socket (libpq's rule)."""
+
+MULTI_HOST = frozenset({"postgres.dsn"})
+"""Settings whose URL may list several ``host[:port]`` separated by commas.
+
+Source: asyncpg ``connect(dsn)`` (``postgresql://u:p@h1:5432,h2:5432/db``, as libpq).
 """
 
 ENCODE_HINT = (
@@ -31,8 +43,17 @@ ENCODE_HINT = (
     "'@' as %40, '#' as %23, '/' as %2F, '?' as %3F, '%' as %25"
 )
 
+PORT_RULE = "has an invalid port: a port must be a whole number from 1 to 65535"
+UNCLOSED_BRACKET = "has an unclosed '[' in the host: write an IPv6 address as [::1] or [::1]:6379"
+STRAY_BRACKET = "has a ']' without '[' in the host"
+BARE_IPV6 = "has an IPv6 address without brackets: write it as [::1] or [::1]:6379"
+NO_HOST = "names no host, e.g. {scheme}://localhost"
+BAD_IPV6 = "has a host in brackets that is not an IPv6 address"
+SEVERAL_HOSTS = "lists several hosts; only postgres.dsn accepts a comma-separated host list"
+
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _DB_PATH = re.compile(r"/([0-9]+)")
+_AUTHORITY_END = re.compile(r"[/?#]")
 
 
 def scheme_of(url: str) -> str:
@@ -47,38 +68,99 @@ def safe_mask(url: str) -> str:
     return f"{scheme}://***" if scheme else "***"
 
 
+def _authority(url: str) -> tuple[str, str]:
+    """Return ``(authority, rest)``: the text between ``://`` and the first ``/?#``, and after."""
+    after = url.partition("://")[2]
+    end = _AUTHORITY_END.search(after)
+    cut = end.start() if end else len(after)
+    return after[:cut], after[cut:]
+
+
 def credentials_problem(url: str) -> str | None:
     """Return why ``url`` cannot be split into user, password and host, or ``None``.
 
-    A raw ``@``, ``#``, ``/`` or ``?`` in the password, or a ``%`` not followed by two hex
-    digits, makes the URL parse differently from what was meant (the host becomes part of
-    the password, or the password becomes a port or a path).
+    A raw ``@``, ``#``, ``/``, ``?``, ``[`` or ``]`` in the password, or a ``%`` not followed
+    by two hex digits, makes the URL parse differently from what was meant (the host
+    becomes part of the password, or the password becomes a port or a path).
 
     Source: FIELD-CASES C29; RFC 3986 §3.2.1 (userinfo).
     """
     if "#" in url:
         return ENCODE_HINT
-    try:
-        parts = urlsplit(url)
-        _ = parts.port
-    except ValueError:
+    authority, rest = _authority(url)
+    if authority.count("@") > 1 or ("@" in rest and "@" not in authority):
         return ENCODE_HINT
-    after_host = parts.path + "?" + parts.query
-    if parts.netloc.count("@") > 1 or ("@" in after_host and "@" not in parts.netloc):
-        return ENCODE_HINT
-    userinfo = parts.netloc.rpartition("@")[0]
-    if _BAD_ESCAPE.search(userinfo):
+    userinfo = authority.rpartition("@")[0]
+    if _BAD_ESCAPE.search(userinfo) or "[" in userinfo or "]" in userinfo:
         return ENCODE_HINT
     return None
 
 
+def _is_ipv6(address: str) -> bool:
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def host_problem(host: str) -> str | None:
+    """Return why one ``host[:port]`` (``[v6]`` or ``[v6]:port`` too) is malformed, or ``None``.
+
+    An empty host is not checked here (see :data:`HOST_REQUIRED`); an empty port
+    (``host:``) is allowed, as ``urllib`` allows it.
+    """
+    if host.startswith("["):
+        address, closed, after = host[1:].partition("]")
+        if not closed:
+            return UNCLOSED_BRACKET
+        if not _is_ipv6(address):
+            return BAD_IPV6
+        if after and not after.startswith(":"):
+            return STRAY_BRACKET if "]" in after else PORT_RULE
+        port = after[1:]
+    elif "]" in host or "[" in host:
+        return STRAY_BRACKET if "]" in host else UNCLOSED_BRACKET
+    elif host.count(":") > 1:
+        return BARE_IPV6
+    else:
+        port = host.partition(":")[2]
+    if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return PORT_RULE
+    return None
+
+
+def _hosts_problem(path: str, url: str) -> str | None:
+    scheme = scheme_of(url)
+    if scheme == "unix":
+        return None
+    hostport = _authority(url)[0].rpartition("@")[2]
+    hosts = hostport.split(",") if path in MULTI_HOST else [hostport]
+    if path not in MULTI_HOST and "," in hostport:
+        return SEVERAL_HOSTS
+    for host in hosts:
+        found = host_problem(host)
+        if found is not None:
+            return found
+        if (host == "" or host.startswith(":")) and scheme in HOST_REQUIRED:
+            return NO_HOST.format(scheme=scheme)
+    return None
+
+
 def url_problem(path: str, url: str) -> str | None:
-    """Return why the URL-valued setting ``path`` holding ``url`` is unusable, or ``None``."""
+    """Return why the URL-valued setting ``path`` holding ``url`` is unusable, or ``None``.
+
+    Checked in order: the scheme (:data:`SCHEMES`), the credentials (:func:`credentials_problem`,
+    the "percent-encode" message), then each host and port (:func:`host_problem`): a port
+    that is not a number from 1 to 65535, an unclosed IPv6 bracket, a missing host where the
+    scheme needs one (:data:`HOST_REQUIRED`), several hosts where only one is accepted
+    (:data:`MULTI_HOST`).
+    """
     schemes = SCHEMES.get(path)
     if schemes and scheme_of(url) not in schemes:
         wanted = ", ".join(f"{s}://" for s in schemes)
         return f"must start with one of {wanted}"
-    return credentials_problem(url)
+    return credentials_problem(url) or _hosts_problem(path, url)
 
 
 def redis_url_db(url: str) -> tuple[int | None, str | None]:
@@ -99,7 +181,10 @@ def redis_url_db(url: str) -> tuple[int | None, str | None]:
     Source: FIELD-CASES C31; redis-py ``parse_url`` (querystring > path > keyword).
 
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None, "cannot be parsed"
     from_query: int | None = None
     given = parse_qs(parts.query, keep_blank_values=True).get("db", [])
     if len(given) > 1:

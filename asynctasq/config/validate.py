@@ -4,13 +4,18 @@ Per-field rules come from each field's :class:`~asynctasq.config.fields.FieldMet
 (``choices`` and ``rules``); the rules that involve more than one field are here:
 
 - ``min_pool_size`` <= ``max_pool_size`` (postgres, mysql);
-- a field with ``required_for=<driver>`` must be set when that driver is selected
-  (postgres ``dsn``; sqs ``region_name`` and ``queue_url_prefix``);
-- URL/DSN settings must have an accepted scheme and parse into user, password and host
-  (FIELD-CASES C29), and a Redis URL's database must be well-formed and agree with an
+- URL/DSN settings must have an accepted scheme and parse into user, password, host and
+  port (FIELD-CASES C29), and a Redis URL's database must be well-formed and agree with an
   explicitly set ``redis.db`` (FIELD-CASES C31; the rule is documented on ``RedisConfig``).
 
-Values in problems are masked (secrets as ``***``, passwords inside URLs as ``***``).
+These run when the configuration is resolved. One rule runs later, when a driver is
+built (:func:`require_driver_settings`, called by ``build_driver``): a field with
+``required_for=<driver>`` (postgres ``dsn``; sqs ``region_name`` and ``queue_url_prefix``)
+must be set to use that driver. So ``init({"driver": "postgres"})`` works, and the first
+dispatch, ``asynctasq worker`` or ``migrate`` fails with the missing setting named.
+
+Values in problems are masked (secrets as ``***``, passwords inside URLs as ``***``) and
+shown as they were given (``'0'`` from the environment, not the converted ``0.0``).
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from typing import Any
 
 from asynctasq.config.leaves import Leaf, leaves, show
 from asynctasq.config.records import Config
-from asynctasq.config.urls import redis_url_db, safe_mask, url_problem
-from asynctasq.errors import ConfigProblem
+from asynctasq.config.urls import SCHEMES, redis_url_db, safe_mask, url_problem
+from asynctasq.errors import ConfigError, ConfigProblem
 
 POOLS = ("postgres", "mysql")
 
@@ -34,12 +39,22 @@ def value_at(config: Config, path: str) -> Any:
     return found
 
 
-def _problem(leaf: Leaf, value: Any, provenance: Mapping[str, str], rule: str) -> ConfigProblem:
-    return ConfigProblem(leaf.path, show(leaf, value), provenance.get(leaf.path, "default"), rule)
+def _problem(
+    leaf: Leaf,
+    value: Any,
+    provenance: Mapping[str, str],
+    rule: str,
+    given: Mapping[str, Any] | None = None,
+) -> ConfigProblem:
+    shown = show(leaf, given.get(leaf.path, value) if given else value)
+    return ConfigProblem(leaf.path, shown, provenance.get(leaf.path, "default"), rule)
 
 
 def field_problems(
-    config: Config, provenance: Mapping[str, str], skip: Collection[str] = ()
+    config: Config,
+    provenance: Mapping[str, str],
+    skip: Collection[str] = (),
+    given: Mapping[str, Any] | None = None,
 ) -> Iterator[ConfigProblem]:
     """Yield a problem for each value outside its field's ``choices`` or failing its ``rules``.
 
@@ -47,6 +62,8 @@ def field_problems(
         config: the structured configuration.
         provenance: ``{path: source text}``.
         skip: paths not to check (their value failed to convert and is a default stand-in).
+        given: ``{path: value as given}`` (text from the environment, the code value) to
+            show in a problem instead of the converted value; missing paths show the value.
 
     """
     for path, leaf in leaves().items():
@@ -55,10 +72,10 @@ def field_problems(
             continue
         if leaf.meta.choices and value not in leaf.meta.choices:
             choices = ", ".join(leaf.meta.choices)
-            yield _problem(leaf, value, provenance, f"must be one of: {choices}")
+            yield _problem(leaf, value, provenance, f"must be one of: {choices}", given)
         for rule in leaf.meta.rules:
             if not rule.check(value):
-                yield _problem(leaf, value, provenance, rule.text)
+                yield _problem(leaf, value, provenance, rule.text, given)
 
 
 def _pool_problems(
@@ -75,23 +92,68 @@ def _pool_problems(
             yield _problem(leaves()[f"{group}.min_pool_size"], low, provenance, rule)
 
 
-def _required_problems(config: Config, provenance: Mapping[str, str]) -> Iterator[ConfigProblem]:
+def required_problems(
+    config: Config, provenance: Mapping[str, str], driver_name: str | None = None
+) -> list[ConfigProblem]:
+    """Return a problem for each setting the driver ``driver_name`` needs that is not set.
+
+    Args:
+        config: the resolved configuration.
+        provenance: ``{path: source text}``; a missing path counts as ``"default"``.
+        driver_name: the driver about to be used; ``None`` means ``config.driver``.
+
+    Returns:
+        e.g. ``[ConfigProblem("postgres.dsn", None, "default", "is required when driver is
+        'postgres' (set ASYNCTASQ_POSTGRES_DSN or pass it in code)")]``; ``[]`` when all set.
+
+    """
+    driver = config.driver if driver_name is None else driver_name
+    found: list[ConfigProblem] = []
     for path, leaf in leaves().items():
-        if leaf.meta.required_for == config.driver and value_at(config, path) is None:
+        if leaf.meta.required_for == driver and value_at(config, path) is None:
             how = f" (set {leaf.env} or pass it in code)" if leaf.env else ""
-            rule = f"is required when driver is {config.driver!r}{how}"
-            yield ConfigProblem(path, None, provenance.get(path, "default"), rule)
+            rule = f"is required when driver is {driver!r}{how}"
+            found.append(ConfigProblem(path, None, provenance.get(path, "default"), rule))
+    return found
+
+
+def require_driver_settings(
+    config: Config, provenance: Mapping[str, str], driver_name: str | None = None
+) -> None:
+    """Raise when a setting the driver ``driver_name`` needs is not set.
+
+    Called by ``build_driver`` before a driver is built, so that a configuration naming a
+    driver can be resolved (and shown by ``asynctasq config``) before it is complete.
+
+    Args:
+        config: the resolved configuration.
+        provenance: ``{path: source text}``; a missing path counts as ``"default"``.
+        driver_name: the driver about to be built; ``None`` means ``config.driver``.
+
+    Raises:
+        ConfigError: listing every missing setting, e.g. ``postgres.dsn = <missing> (from
+            default): is required when driver is 'postgres' (set ASYNCTASQ_POSTGRES_DSN or
+            pass it in code)``.
+
+    Source: seed/configuration.md "init({'driver': 'postgres'})" must work as shown.
+
+    """
+    problems = required_problems(config, provenance, driver_name)
+    if problems:
+        raise ConfigError(problems)
 
 
 def _url_problems(config: Config, provenance: Mapping[str, str]) -> Iterator[ConfigProblem]:
     for path, leaf in leaves().items():
         value = value_at(config, path)
-        if not leaf.meta.url or not isinstance(value, str) or not value.strip():
+        checked = leaf.meta.url or path in SCHEMES
+        if not checked or not isinstance(value, str) or not value.strip():
             continue
         reason = url_problem(path, value)
         if reason is not None:
             source = provenance.get(path, "default")
-            yield ConfigProblem(path, safe_mask(value), source, reason)
+            shown = safe_mask(value) if leaf.meta.url else show(leaf, value)
+            yield ConfigProblem(path, shown, source, reason)
         elif path in ("redis.url", "events.redis_url"):
             _db, reason = redis_url_db(value)
             if reason is not None:
@@ -129,6 +191,4 @@ def cross_problems(
 
     """
     yield from _pool_problems(config, provenance, skip)
-    if "driver" not in skip:
-        yield from _required_problems(config, provenance)
     yield from (p for p in _url_problems(config, provenance) if p.path not in skip)

@@ -11,6 +11,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, cast
 
+from asynctasq.config.validate import require_driver_settings
 from asynctasq.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,7 +31,9 @@ NOT_YET: tuple[str, ...] = ("postgres", "mysql", "rabbitmq", "sqs")
 """Drivers the configuration accepts but this version does not provide."""
 
 
-def build_driver(config: Config, name: str | None = None) -> Driver:
+def build_driver(
+    config: Config, name: str | None = None, *, provenance: Mapping[str, str] | None = None
+) -> Driver:
     """Build the driver ``name`` (default ``config.driver``) from its configuration group.
 
     The driver is not connected yet: call ``await driver.open()`` (the handle does).
@@ -38,13 +41,16 @@ def build_driver(config: Config, name: str | None = None) -> Driver:
     Args:
         config: the resolved configuration; the driver reads only its own group.
         name: a driver name such as ``"redis"`` or ``"memory"``; ``None`` means ``config.driver``.
+        provenance: ``{setting path: source text}`` from ``resolve()``, used to say where a
+            missing required setting came from; ``None`` reports each as ``"default"``.
 
     Returns:
         A new, unopened driver.
 
     Raises:
-        ConfigError: the name is unknown, the driver is not available in this version, or its
-            client library is not installed.
+        ConfigError: the name is unknown, the driver is not available in this version, a
+            setting it requires is not set (e.g. ``postgres.dsn``), or its client library is
+            not installed.
 
     """
     chosen = config.driver if name is None else name
@@ -58,6 +64,7 @@ def build_driver(config: Config, name: str | None = None) -> Driver:
         raise ConfigError(
             f"unknown driver {chosen!r}; available drivers: {', '.join(sorted(BUILDERS))}"
         )
+    require_driver_settings(config, provenance or {}, chosen)
     module_name, _, function_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
