@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "asynctasq.runner": 5,
     "asynctasq.cli": 6,
     "asynctasq.integrations": 6,
+    "asynctasq.demo": 6,
     "asynctasq.__main__": 6,
     "asynctasq": 6,
 }
