@@ -4,6 +4,10 @@ Secrets are masked (:mod:`asynctasq.config.diff`). ``--diff`` keeps only the set
 differ from their defaults; ``--json`` prints a JSON list of
 ``{"path", "value", "default", "source"}`` objects instead of the table.
 
+A setting the selected driver requires but that is not set (``postgres.dsn`` with
+``--driver postgres``) is not an error here, since nothing connects: it is printed as a
+warning line on stderr, and the commands that build the driver fail with it (exit 2).
+
 Source: SPEC §7 (``config``); issue 2 item 8.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from asynctasq.cli.command import Subparsers, UsageError
 from asynctasq.cli.flags import FLAGS_USAGE, add_config_flags, flag_overrides
 from asynctasq.config.diff import Row, diff_rows, rows
 from asynctasq.config.resolve import resolve
+from asynctasq.config.validate import required_problems
 
 NAME = "config"
 
@@ -92,17 +98,21 @@ def run(args: argparse.Namespace) -> int:
     """Resolve the configuration and print it; return 0.
 
     Raises:
-        UsageError: ``--env-file`` names a file that does not exist.
+        UsageError: ``--env-file`` names a file that does not exist, or a directory.
         ConfigError: the configuration is invalid (every problem listed).
 
     """
     env_file: str = ".env"
     if args.env_file is not None:
         env_file = args.env_file
+        if Path(env_file).is_dir():
+            raise UsageError(f"--env-file {env_file}: is a directory, not a file")
         if not Path(env_file).is_file():
-            message = f"--env-file {env_file}: no such file"
-            raise UsageError(message)
+            raise UsageError(f"--env-file {env_file}: no such file")
     resolved = resolve(env_file=env_file, flags=flag_overrides(args))
+    for problem in required_problems(resolved.config, resolved.provenance):
+        warning = f"{problem.render()}; commands that use the driver fail until it is set"
+        print(f"asynctasq: warning: {warning}", file=sys.stderr)
     every = rows(resolved.config, resolved.provenance)
     shown = diff_rows(resolved.config, resolved.provenance) if args.diff else every
     if args.json:

@@ -4,7 +4,9 @@ Subcommands are the modules in :data:`COMMANDS`; adding one is one entry there (
 :mod:`asynctasq.cli.command` for what a module provides). Exit codes: 0 success,
 2 usage or configuration error, 1 runtime failure; errors are printed to stderr as one
 message, without a traceback. Warnings (e.g. an unknown ``ASYNCTASQ_*`` variable) are
-printed to stderr as ``asynctasq: warning: ...``.
+printed to stderr as ``asynctasq: warning: ...``. When stdout is closed early
+(``asynctasq config --json | head -2``) the command stops quietly with exit code 141
+(128 + SIGPIPE, what a shell reports for tools stopped that way), without a traceback.
 
 Source: SPEC §7.
 """
@@ -12,6 +14,7 @@ Source: SPEC §7.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -30,6 +33,7 @@ COMMANDS: tuple[Command, ...] = (worker_cmd, config_cmd, publish)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141
 
 
 def _version() -> str:
@@ -76,6 +80,16 @@ def _exit_code(exc: SystemExit) -> int:
     return code if isinstance(code, int) else EXIT_USAGE
 
 
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (tests)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code.
 
@@ -84,9 +98,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         0 on success, 2 for a usage or configuration error (``UsageError``,
-        ``ConfigError``, argparse errors), 1 for any other ``AsyncTasQError``.
+        ``ConfigError``, argparse errors), 1 for any other ``AsyncTasQError``, 141 when
+        stdout was closed before everything was written.
 
     """
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     with warnings.catch_warnings():
         warnings.simplefilter("default")
