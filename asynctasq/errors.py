@@ -8,7 +8,9 @@ The tree::
      ├── SerializationError   a task argument cannot be encoded, or a payload cannot be decoded
      ├── MessageTooLargeError (also a SerializationError) an encoded message exceeds the limit
      ├── DriverError          a broker call failed; raised ``from`` the client's own exception
-     └── TaskTimeoutError     a task ran past its ``timeout``
+     ├── TaskTimeoutError     a task ran past its ``timeout``
+     ├── WorkerLostError      a task's last attempt ended with its worker (lease expired)
+     └── ProcessPoolUnavailableError  a process-pool task reached a worker without a pool
 
     UserWarning
      └── UnknownSettingWarning  an ``ASYNCTASQ_*`` variable names no setting, or a ``.env``
@@ -101,6 +103,14 @@ class DriverError(AsyncTasQError):
 
 class TaskTimeoutError(AsyncTasQError):
     """The task ran longer than its timeout."""
+
+
+class WorkerLostError(AsyncTasQError):
+    """The task's attempts were used up by executions whose worker died (lease expired)."""
+
+
+class ProcessPoolUnavailableError(AsyncTasQError):
+    """Process-pool tasks (process=True, AsyncProcessTask, SyncProcessTask) cannot run here."""
 
 
 class UnknownSettingWarning(UserWarning):

@@ -10,7 +10,9 @@ every configuration flag (parsed like its environment variable) and the imports.
 value is one line naming the flag, exit code 2. The current directory is put on
 ``sys.path`` first, so ``--import tasks`` finds ``./tasks.py`` as ``python -m`` would.
 
-The worker runs only tasks registered by the modules imported here (SPEC §4, Security).
+The worker runs exactly the tasks defined in (or imported into) the modules named here,
+and for a package those of its submodules it imported: their registry is built from those
+modules alone (SPEC §4, Security). A message naming any other task is dead-lettered.
 SIGTERM/SIGINT stop it gracefully (exit 0); a second signal stops it at once, still
 returning unfinished tasks to the queue.
 
@@ -26,6 +28,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from asynctasq import context
 from asynctasq.cli.command import Subparsers, UsageError
@@ -33,7 +36,7 @@ from asynctasq.cli.flags import FLAGS_USAGE, add_config_flags, flag_overrides
 from asynctasq.config.resolve import resolve
 from asynctasq.handle import Handle
 from asynctasq.runner import run as run_coroutine
-from asynctasq.tasks.registry import registered_names
+from asynctasq.tasks.registry import Registry, build_registry
 from asynctasq.worker.run import run_worker
 from asynctasq.worker.state import WorkerStats
 
@@ -129,21 +132,26 @@ def queue_names(text: str) -> list[str]:
     return names
 
 
-def import_modules(names: Sequence[str]) -> None:
+def import_modules(names: Sequence[str]) -> list[ModuleType]:
     """Import each task module, the current directory first on ``sys.path``.
+
+    Returns:
+        The modules, in the order named.
 
     Raises:
         UsageError: a module cannot be imported (naming it and the reason).
     """
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    modules = []
     for name in names:
         try:
-            importlib.import_module(name)
+            modules.append(importlib.import_module(name))
         except Exception as exc:
             raise UsageError(
                 f"cannot import task module {name!r}: {type(exc).__name__}: {exc}"
             ) from None
+    return modules
 
 
 def configure_logging(level: str) -> None:
@@ -163,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
 
     Raises:
         UsageError: a bad worker flag or a module that cannot be imported.
-        ConfigError: a bad configuration flag, variable or ``.env`` line.
+        ConfigError: a bad configuration flag, variable or ``.env`` line, or two tasks of
+            the imported modules share a name.
         DriverError: the broker cannot be reached.
     """
     concurrency = positive_int("--concurrency", args.concurrency)
@@ -172,18 +181,20 @@ def run(args: argparse.Namespace) -> int:
     queues = None if args.queues is None else queue_names(args.queues)
     resolved = resolve(flags=flag_overrides(args), env_file=args.env_file)
     configure_logging(args.log_level)
-    import_modules([*args.modules, *(name for group in args.imports for name in group)])
+    modules = import_modules([*args.modules, *(name for group in args.imports for name in group)])
+    registry = build_registry(modules)
     logging.getLogger("asynctasq.worker").info(
-        "registered tasks: %s", ", ".join(registered_names()) or "none"
+        "registered tasks: %s", ", ".join(registry.names) or "none"
     )
     handle = Handle(resolved.config, resolved.provenance, env_file=args.env_file)
     context.make_current(handle)
-    run_until_stopped(handle, queues, concurrency, max_tasks, grace)
+    run_until_stopped(handle, registry, queues, concurrency, max_tasks, grace)
     return 0
 
 
 def run_until_stopped(
     handle: Handle,
+    registry: Registry,
     queues: Sequence[str] | None,
     concurrency: int,
     max_tasks: int | None,
@@ -195,6 +206,7 @@ def run_until_stopped(
         async with handle:
             return await run_worker(
                 handle,
+                tasks=registry,
                 queues=queues,
                 concurrency=concurrency,
                 max_tasks=max_tasks,

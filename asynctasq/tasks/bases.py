@@ -19,10 +19,13 @@
 
     task_id = await SendEmail(to="a@example.com", subject="hi").delay(30).dispatch()
 
-Defining the class registers it as ``module:qualname`` (``class X(AsyncTask,
-name="custom")`` picks another name; ``abstract=True`` registers nothing, for your own
-intermediate bases). The worker rebuilds the instance with ``cls(**arguments)`` from the
-keyword arguments given to ``BaseTask.__init__``, then calls ``execute()``.
+Defining the class gives it a :class:`~asynctasq.tasks.definition.TaskDefinition`
+(``SendEmail.definition``) named ``module:qualname``; ``class X(AsyncTask, name="custom")``
+picks another name, and ``abstract=True`` gives none, for your own intermediate bases.
+Nothing is registered anywhere: a worker runs the class when it is given the class or its
+module (``run_worker(handle, tasks=[myapp.tasks])``, ``asynctasq worker --import
+myapp.tasks``). The worker rebuilds the instance with ``cls(**arguments)`` from the keyword
+arguments given to ``BaseTask.__init__``, then calls ``execute()``.
 
 Source: SPEC §3; seed "Task Defaults Configuration" (per-task ``TaskConfig`` keys).
 """
@@ -33,9 +36,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, TypedDict
 
 from asynctasq.tasks.definition import Invocation, Mode, TaskDefinition
+from asynctasq.tasks.naming import task_name
 from asynctasq.tasks.options import build_options
 from asynctasq.tasks.pending import PendingDispatch
-from asynctasq.tasks.registry import register, task_name
 
 
 class TaskConfig(TypedDict, total=False):
@@ -64,7 +67,8 @@ class BaseTask:
         config: the class's settings (chained calls override them; they override
             ``task_defaults``). Not a ``ClassVar``, so that subclasses can write
             ``config: TaskConfig = {...}`` as SPEC §3 shows and type checkers accept it.
-        definition: the registry entry, set when the class is defined.
+        definition: the class's name, mode and options, set when a concrete class is
+            defined (an abstract class has none of its own).
     """
 
     config: TaskConfig = {}  # noqa: RUF012 -- subclasses write `config: TaskConfig = {...}`
@@ -77,17 +81,16 @@ class BaseTask:
         super().__init_subclass__(**kwargs)
         if abstract:
             return
-        registered, import_error = task_name(cls.__module__, cls.__qualname__)
+        named, import_error = task_name(cls.__module__, cls.__qualname__)
         if name is not None:
-            registered, import_error = name, ""
+            named, import_error = name, ""
         cls.definition = TaskDefinition(
-            name=registered,
+            name=named,
             mode=cls.mode,
-            options=build_options(dict(cls.config), f"config of task class {registered!r}"),
+            options=build_options(dict(cls.config), f"config of task class {named!r}"),
             invoke=cls._invoke,
             import_error=import_error,
         )
-        register(cls.definition)
 
     @classmethod
     def _invoke(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Invocation:
@@ -116,7 +119,7 @@ class BaseTask:
         Raises:
             TypeError: the class is abstract, or its ``__init__`` skipped ``super().__init__``.
         """
-        definition = getattr(type(self), "definition", None)
+        definition = vars(type(self)).get("definition")  # not one inherited by an abstract class
         if definition is None:
             raise TypeError(f"{type(self).__qualname__} is abstract; dispatch a subclass")
         arguments = getattr(self, "_task_arguments", None)

@@ -1,16 +1,16 @@
 """Which task execution is running here: ``current_task()`` inside a task body.
 
-The worker sets a :class:`TaskInfo` in a ``ContextVar`` before it calls a task, so the
-body (async on the loop, or sync in a worker thread, which runs in a copy of the context)
-can read its id and attempt number. Outside a task it is ``None``.
+Before it calls a task the worker records ``(message, attempt, worker_id)`` with
+:func:`set_running` in the one ContextVar of :mod:`asynctasq.context`, so the body (async
+on the loop, or sync in a worker thread, which runs in a copy of the context) can read its
+id and attempt number. Outside a task it is ``None``.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-
 import attrs
 
+from asynctasq import context
 from asynctasq.message import TaskMessage
 
 
@@ -20,7 +20,7 @@ class TaskInfo:
 
     Attributes:
         task_id: the id ``dispatch()`` returned.
-        task_name: the registered name.
+        task_name: the task name.
         queue: the queue it was delivered from.
         attempt: this execution's number, 1 for the first (crashed executions count).
         max_attempts: executions allowed in total.
@@ -37,15 +37,14 @@ class TaskInfo:
     correlation_id: str | None = None
 
 
-RUNNING: ContextVar[tuple[TaskMessage, int, str] | None] = ContextVar(
-    "asynctasq_running_task", default=None
-)
-"""``(message, attempt, worker_id)`` of the running execution; the worker sets it (cheap)."""
+def set_running(message: TaskMessage, attempt: int, worker_id: str) -> None:
+    """Record the execution about to run in this context (the worker calls it; cheap)."""
+    context.make_running((message, attempt, worker_id))
 
 
 def current_task() -> TaskInfo | None:
     """Return the execution running in this context, or ``None`` outside a task."""
-    running = RUNNING.get()
+    running: tuple[TaskMessage, int, str] | None = context.running()
     if running is None:
         return None
     message, attempt, worker_id = running

@@ -1,4 +1,4 @@
-"""``@task``: turn a function into a registered task.
+"""``@task``: turn a function into a task.
 
 ::
 
@@ -15,6 +15,12 @@ the arguments are checked against the function's signature at once, and a type c
 sees them too (``Task[P, R]`` keeps the function's ``ParamSpec``). To run the function
 inline, bypassing the queue, call ``resize.run(...)`` (or ``resize.__wrapped__``).
 
+Decorating registers nothing anywhere: the task carries its
+:class:`~asynctasq.tasks.definition.TaskDefinition` (``resize.definition``), named
+``module:qualname`` (see :mod:`asynctasq.tasks.naming` for scripts run as ``__main__``). A
+worker runs it when it is given the task or its module
+(``run_worker(handle, tasks=[myapp.tasks])``, ``asynctasq worker --import myapp.tasks``).
+
 ``process=True`` selects the process-pool modes (``"async_process"``/``"sync_process"``),
 run by the pool a later release adds.
 
@@ -29,20 +35,21 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from asynctasq.tasks.definition import FunctionCall, Mode, TaskDefinition
+from asynctasq.tasks.naming import task_name
 from asynctasq.tasks.options import build_options
 from asynctasq.tasks.pending import PendingDispatch
-from asynctasq.tasks.registry import register, task_name
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 class Task(Generic[P, R]):
-    """A function registered as a task; calling it returns a :class:`PendingDispatch`.
+    """A function made a task; calling it returns a :class:`PendingDispatch`.
 
     Attributes:
-        definition: what the registry holds (name, mode, options).
-        name: the registered name, ``module:qualname``.
+        function: the decorated function.
+        definition: its name, mode and options (what a worker's registry holds).
+        name: the task name, ``module:qualname`` unless given.
     """
 
     def __init__(self, function: Callable[P, R], definition: TaskDefinition) -> None:
@@ -53,7 +60,7 @@ class Task(Generic[P, R]):
 
     @property
     def name(self) -> str:
-        """The registered task name."""
+        """The task name."""
         return self.definition.name
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> PendingDispatch:
@@ -90,18 +97,17 @@ def _make(function: Callable[P, R], name: str | None, process: bool, **options: 
             f"@task decorates functions; got {function!r} (subclass AsyncTask or SyncTask for "
             "class tasks)"
         )
-    registered, import_error = task_name(function.__module__, function.__qualname__)
+    named, import_error = task_name(function.__module__, function.__qualname__)
     if name is not None:
-        registered, import_error = name, ""
+        named, import_error = name, ""
     given = {key: value for key, value in options.items() if value is not None}
     definition = TaskDefinition(
-        name=registered,
+        name=named,
         mode=_mode_of(function, process),
-        options=build_options(given, f"@task(...) on {registered!r}"),
+        options=build_options(given, f"@task(...) on {named!r}"),
         invoke=functools.partial(_invoke, function),
         import_error=import_error,
     )
-    register(definition)
     return Task(function, definition)
 
 
@@ -144,11 +150,11 @@ def task(
     driver: str | None = None,
     process: bool = False,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-    """Register a function as a task, bare (``@task``) or with settings (``@task(...)``).
+    """Make a function a task, bare (``@task``) or with settings (``@task(...)``).
 
     Args:
         function: the function, when used bare.
-        name: registered name instead of ``module:qualname`` (must match in the worker).
+        name: task name instead of ``module:qualname`` (the worker's registry must hold it).
         queue: queue name (default ``task_defaults.queue``).
         max_attempts: executions allowed, the first included (default ``task_defaults``).
         retry_strategy: ``"fixed"`` or ``"exponential"`` (default ``task_defaults``).

@@ -1,4 +1,4 @@
-"""What the registry keeps for one task, and how the worker calls it.
+"""What a task carries, and how the worker calls it.
 
 A function task and a task class look the same to the worker: a :class:`TaskDefinition`
 whose ``invoke(args, kwargs)`` returns an :class:`Invocation` — an object with
@@ -37,10 +37,10 @@ class Invocation(Protocol):
 
 @attrs.frozen
 class TaskDefinition:
-    """A registered task.
+    """A task: its name, how it runs, and how to call it (what a worker's registry holds).
 
     Attributes:
-        name: the registered name, ``module:qualname`` with ``__main__`` replaced by the
+        name: the task name, ``module:qualname`` with ``__main__`` replaced by the
             script's importable module name (SPEC §3).
         mode: ``"async"``, ``"sync"``, ``"async_process"`` or ``"sync_process"``.
         options: the decorator's arguments or the class's ``config``.

@@ -16,7 +16,9 @@ Source: seed "Task Defaults Configuration" (``timeout``, ``visibility_timeout``,
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
 import attrs
 
@@ -142,19 +144,21 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-_RULES: dict[str, tuple[Any, str]] = {
-    "queue": (lambda v: isinstance(v, str) and v.strip() != "", "must be a non-empty string"),
-    "max_attempts": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-        "must be an integer of at least 1",
-    ),
-    "retry_strategy": (lambda v: v in RETRY_STRATEGIES, f"must be one of {RETRY_STRATEGIES}"),
-    "retry_delay": (lambda v: _number(v) and v >= 0, "must be a number of seconds >= 0"),
-    "timeout": (lambda v: _number(v) and v > 0, "must be a number of seconds > 0"),
-    "visibility_timeout": (lambda v: _number(v) and v > 0, "must be a number of seconds > 0"),
-    "driver": (lambda v: isinstance(v, str) and v != "", "must be a driver name"),
-    "correlation_id": (lambda v: isinstance(v, str), "must be a string"),
-}
+_RULES: Final[Mapping[str, tuple[Any, str]]] = MappingProxyType(
+    {
+        "queue": (lambda v: isinstance(v, str) and v.strip() != "", "must be a non-empty string"),
+        "max_attempts": (
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+            "must be an integer of at least 1",
+        ),
+        "retry_strategy": (lambda v: v in RETRY_STRATEGIES, f"must be one of {RETRY_STRATEGIES}"),
+        "retry_delay": (lambda v: _number(v) and v >= 0, "must be a number of seconds >= 0"),
+        "timeout": (lambda v: _number(v) and v > 0, "must be a number of seconds > 0"),
+        "visibility_timeout": (lambda v: _number(v) and v > 0, "must be a number of seconds > 0"),
+        "driver": (lambda v: isinstance(v, str) and v != "", "must be a driver name"),
+        "correlation_id": (lambda v: isinstance(v, str), "must be a string"),
+    }
+)
 
 
 def check_option(name: str, value: Any, where: str) -> None:

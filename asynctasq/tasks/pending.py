@@ -34,7 +34,7 @@ class PendingDispatch:
     """A task with its arguments and per-call settings, ready to :meth:`dispatch`.
 
     Attributes:
-        task: the registered task.
+        task: the task's definition.
         args: positional arguments for the task.
         kwargs: keyword arguments for the task (read-only).
         overrides: the chained settings (``None`` fields are not set).

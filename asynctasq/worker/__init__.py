@@ -1,4 +1,4 @@
-"""The worker: ``run_worker(handle, queues=..., concurrency=...)`` and its records."""
+"""The worker: ``run_worker(handle, tasks=[module], queues=[...])`` and its records."""
 
 from asynctasq.worker.run import run_worker
 from asynctasq.worker.shutdown import Shutdown

@@ -9,7 +9,8 @@ No broker calls here. Modes (SPEC §3):
   is reported as failed with ``TaskTimeoutError`` while the thread finishes on its own; the
   slot waits for that thread before its next task, so threads stay bounded (C16.1).
 * ``async_process`` / ``sync_process``: the process pool is not part of this version; such
-  a task fails with :class:`ProcessPoolUnavailableError` and is dead-lettered at once.
+  a task fails with :class:`~asynctasq.errors.ProcessPoolUnavailableError` and is
+  dead-lettered at once.
 """
 
 from __future__ import annotations
@@ -17,15 +18,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from asynctasq.errors import AsyncTasQError, TaskTimeoutError
+from asynctasq.errors import ProcessPoolUnavailableError, TaskTimeoutError
 from asynctasq.message import TaskMessage
 from asynctasq.tasks.definition import Invocation
 from asynctasq.worker.state import Job
 from asynctasq.worker.threads import ThreadRunner
-
-
-class ProcessPoolUnavailableError(AsyncTasQError):
-    """Process-pool tasks (process=True, AsyncProcessTask, SyncProcessTask) cannot run yet."""
 
 
 def timeout_error(message: TaskMessage, elapsed_seconds: float) -> TaskTimeoutError:

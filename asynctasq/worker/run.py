@@ -1,11 +1,24 @@
 """``run_worker``: wire the worker's loops together and stop them in order.
 
+A worker runs exactly the tasks it is given, as modules, ``@task`` functions or task
+classes (or a ready :class:`~asynctasq.tasks.registry.Registry`); nothing registers itself
+at import. In your own tests, with the in-process memory driver::
+
+    import myapp.tasks
+    from asynctasq import configured, run_worker
+
+    async def test_welcome_mail_is_sent() -> None:
+        async with configured(driver="memory") as handle:
+            await myapp.tasks.send_welcome("a@example.com").dispatch()
+            stats = await run_worker(handle, tasks=[myapp.tasks], queues=["default"], max_tasks=1)
+        assert stats.succeeded == 1
+
 The pieces, each a plain coroutine over one :class:`WorkerState`:
 
 * :func:`~asynctasq.worker.fetch.run_fetcher` claims ``min(free slots, batch)`` deliveries
   per broker call into a local buffer;
 * ``concurrency`` :func:`~asynctasq.worker.slot.run_slot` coroutines take them one at a
-  time (decode, registry lookup, execute, settle);
+  time (decode, look the task up in the worker's registry, execute, settle);
 * :func:`~asynctasq.worker.settle.run_ack_flusher` acks finished tasks in batches;
 * :class:`~asynctasq.worker.lease_thread.LeaseThread` (network brokers) or
   :func:`~asynctasq.worker.lease.run_leases` (memory driver) renews leases at a third of
@@ -28,12 +41,13 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
 from asynctasq import context
 from asynctasq.drivers import build_driver
 from asynctasq.handle import Handle
+from asynctasq.tasks.registry import Registry, TaskSource
 from asynctasq.worker.fetch import release_jobs, run_fetcher
 from asynctasq.worker.lease import run_leases
 from asynctasq.worker.lease_thread import LeaseThread
@@ -42,6 +56,7 @@ from asynctasq.worker.settle import flush_acks, run_ack_flusher
 from asynctasq.worker.shutdown import Shutdown, signal_handlers
 from asynctasq.worker.slot import run_slot
 from asynctasq.worker.stall import StallWatch
+from asynctasq.worker.startup import check_pool_size, worker_registry
 from asynctasq.worker.state import (
     MAX_BATCH,
     Job,
@@ -62,6 +77,7 @@ FINAL_ACK_SECONDS = 10.0
 async def run_worker(
     handle: Handle,
     *,
+    tasks: Registry | Iterable[TaskSource],
     queues: Sequence[str] | None = None,
     concurrency: int = 10,
     max_tasks: int | None = None,
@@ -76,8 +92,19 @@ async def run_worker(
 ) -> WorkerStats:
     """Run a worker on ``handle`` until stopped, or until ``max_tasks`` deliveries were handled.
 
+    ::
+
+        await run_worker(handle, tasks=[myapp.tasks], queues=["high", "default"], max_tasks=3)
+
     Args:
-        handle: the initialised handle (``asynctasq.init()``); its driver is used.
+        handle: the initialised handle (``asynctasq.init()``, ``configured()``); its driver
+            is used, and tasks run with it current (their own dispatches go through it).
+        tasks: what this worker may run (required): loaded modules (their top-level tasks;
+            a package's already-imported submodules too), ``@task`` functions and task
+            classes, or a :class:`~asynctasq.tasks.registry.Registry` from
+            ``build_registry``. A message naming any other task is dead-lettered with
+            ``TaskNotFoundError``; it never makes the worker import anything. An empty
+            list is allowed (logged as a warning: every message is then dead-lettered).
         queues: queue names, highest priority first (default ``[task_defaults.queue]``).
         concurrency: the most tasks in flight (>= 1); also the sync-task thread ceiling.
         max_tasks: stop after handling this many deliveries (>= 1); ``None`` runs until stopped.
@@ -95,8 +122,9 @@ async def run_worker(
         The run's :class:`WorkerStats`.
 
     Raises:
-        ConfigError: a setting is out of range (before anything connects), or the driver
-            is unknown.
+        ConfigError: a setting is out of range or two tasks share a name (before anything
+            connects), or the driver is unknown.
+        TypeError: ``tasks`` is not a registry nor a list of modules, tasks and task classes.
         DriverError: the broker cannot be reached when the worker starts.
     """
     settings = WorkerSettings(
@@ -109,25 +137,29 @@ async def run_worker(
         rotate_every=rotate_every,
     )
     check_settings(settings)
+    registry = worker_registry(tasks)
     state = WorkerState(
         worker_id=new_worker_id(),
         settings=settings,
+        registry=registry,
         driver=await handle.driver(driver),
         shutdown=shutdown or Shutdown(),
         threads=ThreadRunner(concurrency),
     )
     logger.info(
-        "worker %s started: driver=%s queues=%s concurrency=%d%s",
+        "worker %s started: driver=%s queues=%s concurrency=%d tasks=%d%s",
         state.worker_id,
         state.driver.name,
         ",".join(settings.queues),
         concurrency,
+        len(registry),
         f" max_tasks={max_tasks}" if max_tasks is not None else "",
     )
     renewer: LeaseThread | None = None
     if lease_thread if lease_thread is not None else state.driver.name != "memory":
         renewer = LeaseThread(state, lambda: build_driver(handle.config, driver))
         await renewer.start()
+    check_pool_size(state.driver, concurrency, leases_on_loop=renewer is None)
     signals = signal_handlers(state.shutdown) if handle_signals else contextlib.nullcontext()
     try:
         with signals:

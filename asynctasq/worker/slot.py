@@ -1,9 +1,9 @@
 """Slots: ``concurrency`` long-lived coroutines, each taking one delivery at a time.
 
 A slot pops a claimed delivery from the local buffer, decodes it, finds the task in the
-registry (only there: a message never causes an import — SPEC §4, Security), executes it
-and settles it. No asyncio task is created per delivery; an idle slot parks on a future
-the fetch loop resolves when it hands out work.
+worker's :class:`~asynctasq.tasks.registry.Registry` (only there: a message never causes an
+import — SPEC §4, Security), executes it and settles it. No asyncio task is created per
+delivery; an idle slot parks on a future the fetch loop resolves when it hands out work.
 """
 
 from __future__ import annotations
@@ -14,20 +14,15 @@ import time
 from typing import Any
 
 from asynctasq import retry
-from asynctasq.errors import AsyncTasQError, TaskNotFoundError
+from asynctasq.errors import ProcessPoolUnavailableError, TaskNotFoundError, WorkerLostError
 from asynctasq.message import TaskMessage, decode
-from asynctasq.tasks.current import RUNNING
+from asynctasq.tasks.current import set_running
 from asynctasq.tasks.definition import Invocation
-from asynctasq.tasks.registry import find, registered_names
-from asynctasq.worker.execute import ProcessPoolUnavailableError, execute
+from asynctasq.worker.execute import execute
 from asynctasq.worker.settle import dead_letter, fail, report, run_failed_hook, succeed
 from asynctasq.worker.state import Job, WorkerState
 
 logger = logging.getLogger("asynctasq.worker")
-
-
-class WorkerLostError(AsyncTasQError):
-    """The task's attempts were used up by executions whose worker died (lease expired)."""
 
 
 async def run_slot(state: WorkerState, aborted: list[Job]) -> None:
@@ -101,7 +96,7 @@ async def process(state: WorkerState, job: Job) -> None:
         report("dead-lettered", job, None, delivery.delivery_count, 0.0, str(exc))
         return
     job.message = message
-    definition = find(message.task_name)
+    definition = state.registry.find(message.task_name)
     if definition is None:
         await _unknown_task(state, job, message)
         return
@@ -111,7 +106,7 @@ async def process(state: WorkerState, job: Job) -> None:
         max_attempts=message.max_attempts,
     )
     attempt = retry.effective_attempt(message.attempt, delivery.delivery_count)
-    RUNNING.set((message, attempt, state.worker_id))
+    set_running(message, attempt, state.worker_id)
     invocation: Invocation | None = None
     error: BaseException | None
     try:
@@ -141,8 +136,10 @@ async def process(state: WorkerState, job: Job) -> None:
 
 
 async def _unknown_task(state: WorkerState, job: Job, message: TaskMessage) -> None:
-    """Dead-letter a message naming a task this worker has not registered (loudly)."""
-    error = TaskNotFoundError(f"unknown task {message.task_name!r}")
+    """Dead-letter a message naming a task this worker's registry lacks (loudly)."""
+    error = TaskNotFoundError(
+        f"unknown task {message.task_name!r}: not registered in the worker that received it"
+    )
     attempt = retry.effective_attempt(message.attempt, job.delivery.delivery_count)
     logger.error(
         "unknown task %r (task %s on queue %r): not registered in this worker; "
@@ -150,7 +147,7 @@ async def _unknown_task(state: WorkerState, job: Job, message: TaskMessage) -> N
         message.task_name,
         message.task_id,
         job.delivery.queue,
-        ", ".join(registered_names()) or "none",
+        ", ".join(state.registry.names) or "none",
     )
     await dead_letter(state, job, message, attempt, type(error).__name__, str(error))
     report("dead-lettered", job, message, attempt, 0.0, str(error))

@@ -19,6 +19,7 @@ import attrs
 from asynctasq.drivers.protocol import Delivery, Driver
 from asynctasq.errors import ConfigError
 from asynctasq.message import TaskMessage
+from asynctasq.tasks.registry import Registry
 from asynctasq.worker.shutdown import Shutdown
 from asynctasq.worker.threads import ThreadCall, ThreadRunner
 
@@ -129,6 +130,7 @@ class WorkerState:
     Attributes:
         worker_id: this worker's id.
         settings: its settings.
+        registry: the tasks it runs (the only ones a message can reach).
         driver: the opened driver.
         shutdown: the stop switch.
         threads: the sync-task threads.
@@ -144,6 +146,7 @@ class WorkerState:
 
     worker_id: str
     settings: WorkerSettings
+    registry: Registry
     driver: Driver
     shutdown: Shutdown
     threads: ThreadRunner

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from asynctasq.errors import ConfigError
 from asynctasq.handle import Handle
 from asynctasq.tasks import AsyncProcessTask, AsyncTask, SyncProcessTask, SyncTask, TaskConfig
-from asynctasq.tasks.registry import find, lookup
+from asynctasq.tasks.registry import build_registry
 from tests.unit.tasks.conftest import enqueued
 
 pytestmark = pytest.mark.anyio
@@ -45,19 +47,34 @@ class FromShared(SharedBase):
         return None
 
 
-def test_a_task_class_is_registered_with_its_mode_and_config() -> None:
-    definition = lookup(f"{__name__}:SendEmail")
-    assert definition is SendEmail.definition
+def test_a_task_class_carries_its_name_mode_and_config() -> None:
+    definition = SendEmail.definition
+    assert definition.name == f"{__name__}:SendEmail"
     assert definition.mode == "async"
     assert (definition.options.queue, definition.options.max_attempts) == ("emails", 5)
-    assert lookup("images.resize").mode == "sync"
+    assert (Resize.definition.name, Resize.definition.mode) == ("images.resize", "sync")
     assert Heavy.definition.mode == "sync_process"
     assert HeavyAsync.definition.mode == "async_process"
 
 
-def test_an_abstract_base_is_not_registered_and_its_config_is_inherited() -> None:
-    assert find(f"{__name__}:SharedBase") is None
+def test_a_worker_given_this_module_finds_its_concrete_classes_by_name() -> None:
+    registry = build_registry([sys.modules[__name__]])
+    assert registry.lookup(f"{__name__}:SendEmail") is SendEmail.definition
+    assert registry.lookup("images.resize") is Resize.definition
+
+
+def test_an_abstract_base_has_no_definition_and_its_config_is_inherited() -> None:
+    assert "definition" not in vars(SharedBase)
+    assert build_registry([sys.modules[__name__]]).find(f"{__name__}:SharedBase") is None
     assert FromShared.definition.options.queue == "shared"
+
+
+def test_an_abstract_subclass_of_a_concrete_task_cannot_be_dispatched_as_its_parent() -> None:
+    class Variant(SendEmail, abstract=True):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Variant("a@example.com").pending()
 
 
 def test_arguments_are_stored_and_become_attributes() -> None:

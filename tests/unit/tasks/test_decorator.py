@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from asynctasq.errors import ConfigError
 from asynctasq.tasks import PendingDispatch, Task, task
-from asynctasq.tasks.registry import lookup
+from asynctasq.tasks.registry import build_registry
 
 
 @task
@@ -32,14 +34,22 @@ async def renamed() -> None:
     return None
 
 
-def test_a_task_is_registered_as_module_colon_qualname() -> None:
+def test_a_task_is_named_module_colon_qualname() -> None:
     assert fetch_page.name == f"{__name__}:fetch_page"
-    assert lookup(fetch_page.name) is fetch_page.definition
+    assert fetch_page.definition.name == fetch_page.name
 
 
 def test_a_custom_name_replaces_module_colon_qualname() -> None:
     assert renamed.name == "custom.name"
-    assert lookup("custom.name") is renamed.definition
+
+
+def test_a_worker_given_this_module_finds_its_tasks_by_name() -> None:
+    registry = build_registry([sys.modules[__name__]])
+    assert registry.lookup(fetch_page.name) is fetch_page.definition
+    assert registry.lookup("custom.name") is renamed.definition
+    assert set(registry.names) == {
+        t.name for t in (fetch_page, build_report, crunch, crunch_async, renamed)
+    }
 
 
 def test_the_mode_follows_the_function_kind_and_process_flag() -> None:

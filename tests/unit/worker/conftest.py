@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import anyio
@@ -11,6 +11,7 @@ import pytest
 from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.drivers.protocol import DeadLetterEntry, QueueSizes
 from asynctasq.handle import Handle, configured
+from asynctasq.tasks.registry import Registry, TaskSource
 from asynctasq.worker import WorkerStats, run_worker
 
 DEFAULTS = {"queue": "q", "retry_delay": 0, "retry_strategy": "fixed", "max_attempts": 3}
@@ -22,12 +23,14 @@ async def handle() -> AsyncIterator[Handle]:
         yield opened
 
 
-async def work(handle: Handle, **options: Any) -> WorkerStats:
-    """Run a worker (no signal handlers) with a 20 s safety limit."""
+async def work(
+    handle: Handle, *, tasks: Registry | Iterable[TaskSource], **options: Any
+) -> WorkerStats:
+    """Run a worker on ``tasks`` (no signal handlers) with a 20 s safety limit."""
     options.setdefault("queues", ["q"])
     options.setdefault("concurrency", 4)
     with anyio.fail_after(20):
-        return await run_worker(handle, handle_signals=False, **options)
+        return await run_worker(handle, tasks=tasks, handle_signals=False, **options)
 
 
 async def memory(handle: Handle) -> MemoryDriver:

@@ -51,7 +51,7 @@ async def test_fetch_ack_and_maintenance_errors_do_not_stop_the_worker(
     flaky(monkeypatch, driver, "dequeue", 2)
     flaky(monkeypatch, driver, "ack", 2)
     flaky(monkeypatch, driver, "maintain", 3)
-    stats = await work(handle, max_tasks=6)
+    stats = await work(handle, tasks=[item], max_tasks=6)
     assert sorted(done) == list(range(6))
     assert stats.succeeded == 6
     left = await sizes(handle)
@@ -73,7 +73,7 @@ async def test_a_failing_retry_call_is_repeated_until_the_retry_is_stored(
     driver = await memory(handle)
     retry_calls = flaky(monkeypatch, driver, "retry", 2)
     dead_calls = flaky(monkeypatch, driver, "dead_letter", 1)
-    await work(handle, max_tasks=2)
+    await work(handle, tasks=[failing], max_tasks=2)
     assert runs == [1, 1]
     assert len(retry_calls) == 3
     assert len(dead_calls) == 2

@@ -46,7 +46,7 @@ async def test_max_tasks_stops_the_worker_and_claims_no_more(handle: Handle) -> 
         ran.append(n)
 
     await dispatch_many([item(n) for n in range(5)])
-    stats = await work(handle, max_tasks=3, concurrency=10)
+    stats = await work(handle, tasks=[item], max_tasks=3, concurrency=10)
     assert sorted(ran) == [0, 1, 2]
     assert stats.succeeded == 3
     left = await sizes(handle)
@@ -77,7 +77,7 @@ async def test_a_fetch_claims_no_more_than_the_free_slots(
         running -= 1
 
     await dispatch_many([busy() for _ in range(12)])
-    await work(handle, max_tasks=12, concurrency=3)
+    await work(handle, tasks=[busy], max_tasks=12, concurrency=3)
     assert most == 3
     assert max(limits) == 3
     assert all(limit >= 1 for limit in limits)
@@ -92,6 +92,6 @@ async def test_a_flooded_first_queue_does_not_starve_the_others(handle: Handle) 
 
     await dispatch_many([record("high").on_queue("high") for _ in range(40)])
     await record("low").on_queue("low").dispatch()
-    await work(handle, queues=["high", "low"], max_tasks=41, concurrency=1)
+    await work(handle, tasks=[record], queues=["high", "low"], max_tasks=41, concurrency=1)
     assert order.index("low") < 8
     assert order[0] == "high"

@@ -25,7 +25,7 @@ async def test_a_long_async_task_is_never_handed_out_twice(handle: Handle) -> No
         await asyncio.sleep(0.6)  # four lease lengths; the memory driver recovers every 0.05 s
 
     await long_async().dispatch()
-    stats = await work(handle, max_tasks=1, concurrency=4)
+    stats = await work(handle, tasks=[long_async], max_tasks=1, concurrency=4)
     assert runs == [1]
     assert stats.succeeded == 1
     assert (await sizes(handle)).ready == 0
@@ -40,7 +40,7 @@ async def test_a_long_sync_task_is_never_handed_out_twice(handle: Handle) -> Non
         time.sleep(0.6)
 
     await long_sync().dispatch()
-    await work(handle, max_tasks=1, concurrency=4)
+    await work(handle, tasks=[long_sync], max_tasks=1, concurrency=4)
     assert runs == [1]
 
 

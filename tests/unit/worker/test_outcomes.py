@@ -24,7 +24,7 @@ async def test_a_successful_task_runs_once_and_is_acked(handle: Handle) -> None:
         ran.append((x, y))
 
     await add(1, 2).dispatch()
-    stats = await work(handle, max_tasks=1)
+    stats = await work(handle, tasks=[add], max_tasks=1)
     assert ran == [(1, 2)]
     assert (stats.succeeded, stats.retried, stats.dead_lettered) == (1, 0, 0)
     assert await sizes(handle) == type(await sizes(handle))(0, 0, 0, 0)
@@ -40,7 +40,7 @@ async def test_a_sync_task_runs_in_a_worker_thread(handle: Handle) -> None:
         threads.append(threading.current_thread().name)
 
     await where().dispatch()
-    await work(handle, max_tasks=1)
+    await work(handle, tasks=[where], max_tasks=1)
     assert threads[0].startswith("asynctasq-sync")
 
 
@@ -63,7 +63,7 @@ async def test_an_always_failing_task_runs_max_attempts_times_then_is_dead_lette
             failures.append(exc)
 
     task_id = await Flaky().dispatch()
-    stats = await work(handle, max_tasks=4)
+    stats = await work(handle, tasks=[Flaky], max_tasks=4)
     assert attempts == [1, 2, 3, 4]
     assert [str(exc) for exc in failures] == ["attempt 4"]
     [entry] = await dead(handle)
@@ -90,7 +90,7 @@ async def test_should_retry_true_never_exceeds_max_attempts(handle: Handle) -> N
             return True
 
     await Stubborn().dispatch()
-    await work(handle, max_tasks=4, concurrency=1)
+    await work(handle, tasks=[Stubborn], max_tasks=4, concurrency=1)
     assert len(runs) == 4
     assert len(await dead(handle)) == 1
     left = await sizes(handle)
@@ -111,7 +111,7 @@ async def test_should_retry_false_dead_letters_at_once_and_calls_failed(handle: 
             failed.append(type(exc).__name__)
 
     await Picky().dispatch()
-    stats = await work(handle, max_tasks=1)
+    stats = await work(handle, tasks=[Picky], max_tasks=1)
     assert failed == ["PermissionError"]
     assert [e.error_type for e in await dead(handle)] == ["PermissionError"]
     assert stats.retried == 0
@@ -128,7 +128,7 @@ async def test_timeouts_count_as_failures_and_end_in_the_dead_letter_store(
         await asyncio.sleep(30)
 
     await sleepy().dispatch()
-    await work(handle, max_tasks=4)
+    await work(handle, tasks=[sleepy], max_tasks=4)
     assert len(runs) == 4
     [entry] = await dead(handle)
     assert entry.error_type == TaskTimeoutError.__name__
@@ -144,7 +144,7 @@ async def test_max_attempts_one_goes_straight_to_the_dead_letter_store(handle: H
         raise KeyError("k")
 
     await once().dispatch()
-    await work(handle, max_tasks=1)
+    await work(handle, tasks=[once], max_tasks=1)
     assert runs == [1]
     assert [e.attempts for e in await dead(handle)] == [1]
 
@@ -167,7 +167,7 @@ async def test_a_failing_failed_hook_is_logged_and_the_worker_goes_on(
 
     await Grumpy().dispatch()
     await after().dispatch()
-    stats = await work(handle, max_tasks=2, concurrency=1)
+    stats = await work(handle, tasks=[Grumpy, after], max_tasks=2, concurrency=1)
     assert stats.succeeded == 1
     assert [e.error_type for e in await dead(handle)] == ["ValueError"]
     assert "failed() hook" in caplog.text
@@ -200,7 +200,7 @@ async def test_retries_wait_the_strategy_delay(
         raise ValueError
 
     await failing().dispatch()
-    await work(handle, max_tasks=4)
+    await work(handle, tasks=[failing], max_tasks=4)
     assert [o.delay_seconds for o in retries] == pytest.approx(delays)
     assert len(await dead(handle)) == 1
 
@@ -219,8 +219,8 @@ async def test_the_attempt_count_survives_across_deliveries(
         raise ValueError
 
     await count().dispatch()
-    await work(handle, max_tasks=1)  # a first worker runs attempt 1 and stops
-    await work(handle, max_tasks=2)  # a second one continues at 2, not at 1
+    await work(handle, tasks=[count], max_tasks=1)  # a first worker runs attempt 1 and stops
+    await work(handle, tasks=[count], max_tasks=2)  # a second one continues at 2, not at 1
     assert seen == [1, 2, 3]
     assert len(retries) == 2
 
@@ -247,7 +247,7 @@ async def test_a_task_dispatches_follow_ups_through_the_workers_handle(handle: H
     await sync_parent().dispatch()
     token = context.make_current(None)  # the caller has no current handle
     try:
-        await work(handle, max_tasks=3, concurrency=1)
+        await work(handle, tasks=[child, parent, sync_parent], max_tasks=3, concurrency=1)
     finally:
         context.restore(token)
     assert sorted(ran) == ["from async", "sync saw its task info"]
@@ -270,5 +270,5 @@ async def test_concurrent_tasks_each_see_their_own_task_info(handle: Handle) -> 
         seen[label] = info.task_id
 
     ids = [await who(str(n)).dispatch() for n in range(4)]
-    await work(handle, max_tasks=4, concurrency=4)
+    await work(handle, tasks=[who], max_tasks=4, concurrency=4)
     assert [seen[str(n)] for n in range(4)] == ids

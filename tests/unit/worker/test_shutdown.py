@@ -40,7 +40,9 @@ async def test_running_tasks_finish_and_nothing_new_starts_after_a_stop_request(
     await dispatch_many([long("a"), long("b"), *(short(f"s{n}") for n in range(5))])
     shutdown = Shutdown()
     worker = asyncio.get_running_loop().create_task(
-        work(handle, concurrency=2, shutdown=shutdown, shutdown_grace_seconds=10)
+        work(
+            handle, tasks=[long, short], concurrency=2, shutdown=shutdown, shutdown_grace_seconds=10
+        )
     )
     await both_running.wait()
     shutdown.request()
@@ -71,14 +73,14 @@ async def test_a_task_still_running_after_the_grace_period_goes_back_to_the_queu
     await endless().dispatch()
     shutdown = Shutdown()
     worker = asyncio.get_running_loop().create_task(
-        work(handle, shutdown=shutdown, shutdown_grace_seconds=0.05)
+        work(handle, tasks=[endless], shutdown=shutdown, shutdown_grace_seconds=0.05)
     )
     await running.wait()
     shutdown.request()
     stats = await worker
     assert stats.released == 1
     assert (await sizes(handle)).ready == 1
-    await work(handle, max_tasks=1)
+    await work(handle, tasks=[endless], max_tasks=1)
     assert attempts == [1, 1]  # the release was not an attempt
 
 
@@ -100,7 +102,7 @@ async def test_a_second_request_cancels_running_tasks_and_releases_them_at_once(
     await stuck().dispatch()
     shutdown = Shutdown()
     worker = asyncio.get_running_loop().create_task(
-        work(handle, shutdown=shutdown, shutdown_grace_seconds=60)
+        work(handle, tasks=[stuck], shutdown=shutdown, shutdown_grace_seconds=60)
     )
     await running.wait()
     shutdown.request()
@@ -126,7 +128,7 @@ async def test_sigterm_stops_the_worker_gracefully(handle: Handle) -> None:
 
     await job().dispatch()
     worker = asyncio.get_running_loop().create_task(
-        run_worker(handle, queues=["q"], concurrency=1, handle_signals=True)
+        run_worker(handle, tasks=[job], queues=["q"], concurrency=1, handle_signals=True)
     )
     await running.wait()
     os.kill(os.getpid(), signal.SIGTERM)
@@ -138,7 +140,7 @@ async def test_sigterm_stops_the_worker_gracefully(handle: Handle) -> None:
 
 async def test_an_idle_worker_stops_promptly_on_request(handle: Handle) -> None:
     shutdown = Shutdown()
-    worker = asyncio.get_running_loop().create_task(work(handle, shutdown=shutdown))
+    worker = asyncio.get_running_loop().create_task(work(handle, tasks=[], shutdown=shutdown))
     await asyncio.sleep(0)
     shutdown.request()
     stats = await worker

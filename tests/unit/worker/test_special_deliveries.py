@@ -46,7 +46,7 @@ async def test_an_unknown_task_name_is_dead_lettered_loudly_and_the_worker_goes_
     driver = await memory(handle)
     await driver.enqueue(Outgoing("q", encode(message("x.y:missing"))))
     await known().dispatch()
-    stats = await work(handle, max_tasks=2, concurrency=1)
+    stats = await work(handle, tasks=[known], max_tasks=2, concurrency=1)
     [entry] = await dead(handle)
     assert entry.error_type == "TaskNotFoundError"
     assert "unknown task 'x.y:missing'" in entry.error_message
@@ -61,7 +61,7 @@ async def test_a_message_never_makes_the_worker_import_anything(handle: Handle) 
 
     driver = await memory(handle)
     await driver.enqueue(Outgoing("q", encode(message("this_module_does_not_exist_xyz:run"))))
-    await work(handle, max_tasks=1)
+    await work(handle, tasks=[], max_tasks=1)
     assert "this_module_does_not_exist_xyz" not in sys.modules
     assert [e.error_type for e in await dead(handle)] == ["TaskNotFoundError"]
 
@@ -72,7 +72,7 @@ async def test_an_undecodable_payload_is_dead_lettered_with_the_reason(
 ) -> None:
     driver = await memory(handle)
     await driver.enqueue(Outgoing("q", body))
-    stats = await work(handle, max_tasks=1)
+    stats = await work(handle, tasks=[], max_tasks=1)
     [entry] = await dead(handle)
     assert entry.error_type == "SerializationError"
     assert entry.error_message.startswith("undecodable payload")
@@ -102,7 +102,7 @@ async def test_a_crashed_attempt_counts_and_the_task_runs_again_as_the_next_atte
 
     await resumable().visibility_timeout(0.05).dispatch()
     await lose_lease_once(handle)
-    await work(handle, max_tasks=1)
+    await work(handle, tasks=[resumable], max_tasks=1)
     assert attempts == [2]
     assert (await sizes(handle)).ready == 0
 
@@ -124,7 +124,7 @@ async def test_a_crash_in_the_last_attempt_dead_letters_with_worker_lost(
 
     await Fragile().dispatch()
     await lose_lease_once(handle)
-    stats = await work(handle, max_tasks=1)
+    stats = await work(handle, tasks=[Fragile], max_tasks=1)
     assert ran == []
     assert failed == ["WorkerLostError"]
     [entry] = await dead(handle)
@@ -144,7 +144,7 @@ async def test_arguments_that_do_not_fit_the_task_fail_like_an_error_in_it(
 
     raw = message(needs_one.name, max_attempts=1)
     await (await memory(handle)).enqueue(Outgoing("q", encode(raw)))
-    await work(handle, max_tasks=1)
+    await work(handle, tasks=[needs_one], max_tasks=1)
     assert [e.error_type for e in await dead(handle)] == ["TypeError"]
 
 
@@ -154,7 +154,7 @@ async def test_a_process_pool_task_is_dead_lettered_with_a_clear_reason(handle: 
         return None
 
     await cpu_bound().dispatch()
-    stats = await work(handle, max_tasks=1)
+    stats = await work(handle, tasks=[cpu_bound], max_tasks=1)
     [entry] = await dead(handle)
     assert entry.error_type == "ProcessPoolUnavailableError"
     assert "process-pool" in entry.error_message

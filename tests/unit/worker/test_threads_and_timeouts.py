@@ -44,7 +44,7 @@ async def test_a_sync_timeout_is_reported_while_its_thread_still_runs_and_the_lo
     await Blocker().dispatch()
     for _ in range(5):
         await quick().dispatch()
-    stats = await work(handle, max_tasks=6, concurrency=2)
+    stats = await work(handle, tasks=[Blocker, quick], max_tasks=6, concurrency=2)
     assert quick_done == [False] * 5  # ran while the blocker's thread was blocked
     assert reported == ["TaskTimeoutError"]
     assert [e.error_type for e in await dead(handle)] == ["TaskTimeoutError"]
@@ -59,7 +59,7 @@ async def test_an_async_task_that_blocks_past_its_timeout_counts_as_timed_out(
         time.sleep(0.2)  # noqa: ASYNC251 -- the mistake under test
 
     await hog().dispatch()
-    await work(handle, max_tasks=1)
+    await work(handle, tasks=[hog], max_tasks=1)
     [entry] = await dead(handle)
     assert entry.error_type == "TaskTimeoutError"
 

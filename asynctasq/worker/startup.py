@@ -1,0 +1,76 @@
+"""Checks a worker makes before it takes work: which tasks it runs, and its pool size.
+
+Neither connects anywhere; both only log or raise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from asynctasq.drivers.protocol import Driver
+from asynctasq.tasks.registry import Registry, TaskSource, build_registry
+
+logger = logging.getLogger("asynctasq.worker")
+
+INTERNAL_CONNECTIONS = 3
+"""Pooled connections a worker's own loops may hold at once besides its task slots: the
+fetch loop, the batched acks and the maintenance loop (lease renewal adds one when it runs
+on the worker's loop; in its own thread it has its own driver and pool)."""
+
+
+def worker_registry(tasks: Registry | Iterable[TaskSource]) -> Registry:
+    """Return ``tasks`` as a registry, warning when it is empty.
+
+    Args:
+        tasks: a :class:`Registry`, or the modules, ``@task`` functions and task classes to
+            build one from (see :func:`~asynctasq.tasks.registry.build_registry`).
+
+    Raises:
+        ConfigError: two different tasks share a name.
+        TypeError: ``tasks`` is not a registry nor a list of modules, tasks and task classes.
+    """
+    registry = tasks if isinstance(tasks, Registry) else build_registry(tasks)
+    if not registry:
+        logger.warning(
+            "no tasks registered: every message will be dead-lettered (pass the modules that "
+            "define your tasks: run_worker(handle, tasks=[myapp.tasks]) or --import myapp.tasks)"
+        )
+    return registry
+
+
+def connections_needed(concurrency: int, *, leases_on_loop: bool) -> int:
+    """Return the most pooled connections a worker may use at once.
+
+    Each slot may hold one (settling its task, or the task dispatching through the worker's
+    handle), plus :data:`INTERNAL_CONNECTIONS`, plus one when leases are renewed on the loop.
+    """
+    return concurrency + INTERNAL_CONNECTIONS + (1 if leases_on_loop else 0)
+
+
+def check_pool_size(driver: Driver, concurrency: int, *, leases_on_loop: bool) -> None:
+    """Log a WARNING when ``driver``'s connection pool is smaller than the worker may need.
+
+    Drivers with a bounded pool report it as the optional ``pool_size`` attribute (``None``
+    or absent: unbounded or not pooled, nothing to check). A small pool is not an error:
+    calls then wait for a free connection, bounded by the driver's pool timeout.
+
+    Source: FIELD-CASES C35 ("Startup warns if pool size < concurrency + internal needs").
+    """
+    pool_size = getattr(driver, "pool_size", None)
+    if not isinstance(pool_size, int):
+        return
+    needed = connections_needed(concurrency, leases_on_loop=leases_on_loop)
+    if pool_size >= needed:
+        return
+    logger.warning(
+        "the %s driver's connection pool holds %d connections but this worker may use %d at "
+        "once (concurrency %d + %d for its own loops); calls will wait for a free connection. "
+        "Raise the pool size (e.g. ASYNCTASQ_REDIS_MAX_CONNECTIONS for redis) or lower the "
+        "concurrency",
+        driver.name,
+        pool_size,
+        needed,
+        concurrency,
+        needed - concurrency,
+    )
