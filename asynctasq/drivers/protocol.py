@@ -8,6 +8,11 @@ Delivery semantics every driver provides (SPEC §4): at-least-once. A dequeued m
 invisible to other consumers until it is acked, retried, dead-lettered or released, or
 until its visibility timeout passes without an ``extend``; then it is delivered again with
 ``delivery_count`` one higher.
+
+Optional attribute, read with ``getattr``: ``pool_size: int | None``, the most connections
+the driver's pool holds for ordinary calls (``None`` or absent: unbounded or not pooled).
+The worker warns at start when it is smaller than its concurrency plus its own loops need
+(FIELD-CASES C35).
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ class RedisDriver:
     ) -> None:
         self.maintenance_interval_seconds: float | None = config.delayed_task_interval
         self.max_message_bytes = max_message_bytes
+        self.pool_size: int | None = config.max_connections  # optional protocol attribute
         self._config = config
         self._secrets = [config.password or "", urlsplit(config.url).password or ""]
         common: dict[str, Any] = {
