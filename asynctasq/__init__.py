@@ -33,16 +33,19 @@ from asynctasq.tasks import (
     AsyncProcessTask,
     AsyncTask,
     PendingDispatch,
+    Registry,
     SyncProcessTask,
     SyncTask,
     Task,
     TaskConfig,
     TaskInfo,
+    build_registry,
     current_task,
     dispatch_many,
     task,
 )
 from asynctasq.worker.run import run_worker
+from asynctasq.worker.state import WorkerStats
 
 __all__ = [
     "AsyncProcessTask",
@@ -60,6 +63,7 @@ __all__ = [
     "ProcessPoolConfig",
     "RabbitMQConfig",
     "RedisConfig",
+    "Registry",
     "RepositoryConfig",
     "SQSConfig",
     "SerializationError",
@@ -71,7 +75,9 @@ __all__ = [
     "TaskInfo",
     "TaskNotFoundError",
     "TaskTimeoutError",
+    "WorkerStats",
     "build_driver",
+    "build_registry",
     "configured",
     "current_handle",
     "current_task",

@@ -36,6 +36,9 @@ PUBLIC_NAMES = {
     # services built from the record (SPEC §1)
     "build_driver",
     "run_worker",
+    "WorkerStats",
+    "Registry",
+    "build_registry",
     "run",
     # errors (DESIGN "Errors")
     "AsyncTasQError",
