@@ -6,6 +6,10 @@ each delivery, ``maintain()`` promoting due delayed messages (to the back of the
 recovering expired leases (to the front), a dead-letter store per queue. Nothing survives
 the process.
 
+It also implements the optional monitoring protocols: ``DeadLetterStore``,
+``QueueCatalog``, ``WorkerRegistry`` (workers of this process, expired by ``ttl_seconds`` on
+its clock) and ``CompletedStore`` (the newest ``completed_limit`` completed tasks per queue).
+
 The clock is injectable: ``MemoryDriver(clock=fake.now)`` with a test's own counter makes
 delays and lease expiry deterministic. ``wait_seconds`` is always real event-loop time.
 
@@ -27,7 +31,14 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from asynctasq.config.records import Config
-from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
+from asynctasq.drivers.protocol import (
+    CompletedTask,
+    DeadLetterEntry,
+    Delivery,
+    Outgoing,
+    QueueSizes,
+    WorkerInfo,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +56,7 @@ class _Queue:
     delayed: list[tuple[float, int, _Message]] = attrs.field(factory=list)
     leased: dict[int, tuple[float, _Message]] = attrs.field(factory=dict)
     dead: list[tuple[DeadLetterEntry, float]] = attrs.field(factory=list)
+    completed: deque[CompletedTask] = attrs.field(factory=deque)
 
 
 class MemoryDriver:
@@ -54,6 +66,8 @@ class MemoryDriver:
         clock: seconds from any fixed origin, used for delays and lease deadlines
             (default ``time.monotonic``).
         maintenance_interval_seconds: how often a worker should call ``maintain()``.
+        completed_limit: completed tasks kept per queue when ``keep_completed`` is called
+            (the oldest are dropped beyond it).
 
     """
 
@@ -65,8 +79,11 @@ class MemoryDriver:
         *,
         clock: Callable[[], float] = time.monotonic,
         maintenance_interval_seconds: float = 0.05,
+        completed_limit: int = 1000,
     ) -> None:
         self.maintenance_interval_seconds: float | None = maintenance_interval_seconds
+        self.completed_limit = completed_limit
+        self._workers: dict[str, tuple[WorkerInfo, float]] = {}
         self._clock = clock
         self._queues: dict[str, _Queue] = {}
         self._tokens = itertools.count(1)
@@ -207,14 +224,16 @@ class MemoryDriver:
                     lease[1],
                 )
 
-    async def maintain(self, queues: Sequence[str]) -> None:
+    async def maintain(self, queues: Sequence[str]) -> float | None:
         """Promote due delayed messages (to the back) and recover expired leases (to the front).
 
         Recovered messages keep their raised ``delivery_count``, so the next delivery of a
-        message whose consumer died reports one more.
+        message whose consumer died reports one more. Returns the clock seconds until the
+        earliest delayed message left is due, or ``None`` when none is delayed.
         """
         now = self._clock()
         woke = False
+        soonest: float | None = None
         for name in queues:
             queue = self._queues.get(name)
             if queue is None:
@@ -222,6 +241,9 @@ class MemoryDriver:
             while queue.delayed and queue.delayed[0][0] <= now:
                 queue.ready.append(heapq.heappop(queue.delayed)[2])
                 woke = True
+            if queue.delayed:
+                wait = queue.delayed[0][0] - now
+                soonest = wait if soonest is None else min(soonest, wait)
             expired = sorted(
                 (deadline, token)
                 for token, (deadline, _) in queue.leased.items()
@@ -232,6 +254,7 @@ class MemoryDriver:
                 woke = True
         if woke:
             self._notify()
+        return soonest
 
     async def sizes(self, queue: str) -> QueueSizes:
         """Return ready, delayed, in-flight and dead-letter counts of ``queue``."""
@@ -243,22 +266,39 @@ class MemoryDriver:
         found = self._queues.get(queue)
         return [] if found is None else [entry for entry, _ in found.dead[:limit]]
 
-    async def requeue_dead(self, queue: str, task_ids: Sequence[str] | None = None) -> int:
+    async def requeue_dead(
+        self,
+        queue: str,
+        task_ids: Sequence[str] | None = None,
+        *,
+        rewrite: Callable[[bytes], bytes] | None = None,
+    ) -> int:
         """Move dead letters (all, or those with the given task ids) back to the ready queue.
 
-        They go to the back of the queue as fresh messages (``delivery_count`` starts again).
+        They go to the back of the queue as fresh messages (``delivery_count`` starts again),
+        with the body ``rewrite(body)`` returns when ``rewrite`` is given (an entry it raises
+        for stays dead-lettered, logged).
         """
         found = self._queues.get(queue)
         if found is None:
             return 0
         wanted = None if task_ids is None else set(task_ids)
-        moving: list[tuple[DeadLetterEntry, float]] = []
+        moving: list[tuple[bytes, float]] = []
         keeping: list[tuple[DeadLetterEntry, float]] = []
-        for pair in found.dead:
-            (moving if wanted is None or pair[0].task_id in wanted else keeping).append(pair)
+        for entry, vt in found.dead:
+            if wanted is not None and entry.task_id not in wanted:
+                keeping.append((entry, vt))
+                continue
+            try:
+                body = entry.body if rewrite is None else rewrite(entry.body)
+            except Exception as exc:
+                logger.warning("requeue: dead letter %r kept: %s", entry.task_id, exc)
+                keeping.append((entry, vt))
+                continue
+            moving.append((body, vt))
         found.dead = keeping
-        for entry, vt in moving:
-            self._store(Outgoing(queue, entry.body, visibility_timeout_seconds=vt))
+        for body, vt in moving:
+            self._store(Outgoing(queue, body, visibility_timeout_seconds=vt))
         return len(moving)
 
     async def purge_dead(self, queue: str) -> int:
@@ -269,6 +309,48 @@ class MemoryDriver:
         count = len(found.dead)
         found.dead = []
         return count
+
+    async def queue_names(self) -> list[str]:
+        """Return the queues holding anything (ready, delayed, leased, dead or completed)."""
+        return sorted(
+            name
+            for name, q in self._queues.items()
+            if q.ready or q.delayed or q.leased or q.dead or q.completed
+        )
+
+    async def record_heartbeat(self, worker: WorkerInfo, *, ttl_seconds: float) -> None:
+        """Keep ``worker`` (``last_heartbeat`` = ``time.time()``) for ``ttl_seconds``."""
+        stamped = attrs.evolve(worker, last_heartbeat=time.time())
+        self._workers[worker.worker_id] = (stamped, self._clock() + ttl_seconds)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget ``worker_id``."""
+        self._workers.pop(worker_id, None)
+
+    async def live_workers(self) -> list[WorkerInfo]:
+        """Return the workers whose ttl has not passed, by worker id (expired ones dropped)."""
+        now = self._clock()
+        for worker_id in [k for k, (_, until) in self._workers.items() if until <= now]:
+            del self._workers[worker_id]
+        return [info for _, (info, _) in sorted(self._workers.items())]
+
+    async def keep_completed(self, tasks: Sequence[CompletedTask]) -> None:
+        """Keep ``tasks``, at most ``completed_limit`` per queue (the oldest dropped)."""
+        for completed in tasks:
+            kept = self._queue(completed.queue).completed
+            kept.appendleft(completed)
+            while len(kept) > self.completed_limit:
+                kept.pop()
+
+    async def completed_tasks(self, queue: str, *, limit: int = 100) -> list[CompletedTask]:
+        """Return up to ``limit`` kept completed tasks of ``queue``, newest first."""
+        found = self._queues.get(queue)
+        return [] if found is None or limit <= 0 else list(itertools.islice(found.completed, limit))
+
+    async def completed_count(self, queue: str) -> int:
+        """Return how many completed tasks of ``queue`` are kept."""
+        found = self._queues.get(queue)
+        return 0 if found is None else len(found.completed)
 
 
 def build(config: Config) -> MemoryDriver:

@@ -13,11 +13,21 @@ Optional attribute, read with ``getattr``: ``pool_size: int | None``, the most c
 the driver's pool holds for ordinary calls (``None`` or absent: unbounded or not pooled).
 The worker warns at start when it is smaller than its concurrency plus its own loops need
 (FIELD-CASES C35).
+
+Optional protocols, for monitoring and the CLI (never needed to run tasks; a driver lacking
+one makes only that feature report that it is not supported):
+
+* :class:`DeadLetterStore`: list, requeue (with a body rewrite, so the attempt count can be
+  reset) and purge dead letters;
+* :class:`QueueCatalog`: the names of the queues the broker holds;
+* :class:`WorkerRegistry`: live workers and their last heartbeat;
+* :class:`CompletedStore`: completed tasks kept when ``repository.keep_completed_tasks`` is
+  on, bounded where the broker cannot query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -101,6 +111,69 @@ class QueueSizes:
     dead: int
 
 
+@attrs.frozen
+class WorkerInfo:
+    """A worker as its heartbeat records it.
+
+    Attributes:
+        worker_id: ``hostname-pid-xxxxxx``.
+        hostname: the machine's host name.
+        pid: the worker's process id.
+        queues: the queues it serves, highest priority first.
+        concurrency: the most tasks it runs at once.
+        driver: the driver name it consumes from.
+        started_at: when it started, epoch seconds (UTC).
+        last_heartbeat: when the store last recorded it, epoch seconds (UTC; the broker's
+            clock where it has one); set by the store, ``0.0`` when passed in.
+        active: executions running at the heartbeat.
+        processed: deliveries it took to an end (completed + retried + dead-lettered).
+        failed: executions that ended in an error (retried or dead-lettered).
+
+    """
+
+    worker_id: str
+    hostname: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    driver: str
+    started_at: float
+    last_heartbeat: float = 0.0
+    active: int = 0
+    processed: int = 0
+    failed: int = 0
+
+
+@attrs.frozen
+class CompletedTask:
+    """A completed task kept for history (``repository.keep_completed_tasks``).
+
+    Attributes:
+        queue: the queue it ran from.
+        task_id: the task id.
+        task_name: the registered task name.
+        attempt: the execution that completed it (1 for the first).
+        worker_id: the worker that ran it.
+        dispatched_at: when it was dispatched, epoch seconds (UTC).
+        started_at: when the completing execution began, epoch seconds (UTC).
+        completed_at: when it ended, epoch seconds (UTC).
+        duration_ms: how long the completing execution ran, milliseconds.
+        status: always ``"completed"`` (a stable field for stores that keep other states).
+
+    """
+
+    queue: str
+    task_id: str
+    task_name: str
+    attempt: int
+    worker_id: str
+    dispatched_at: float
+    started_at: float
+    completed_at: float
+    duration_ms: float
+    status: str = "completed"
+
+
 @runtime_checkable
 class Driver(Protocol):
     """A broker behind the calls asynctasq needs. Built by ``build_driver(config)``."""
@@ -165,11 +238,16 @@ class Driver(Protocol):
         A lease already lost stays lost (logged), so a message is never held twice.
         """
 
-    async def maintain(self, queues: Sequence[str]) -> None:
+    async def maintain(self, queues: Sequence[str]) -> float | None:
         """Promote due delayed messages and recover expired leases (each exactly once).
 
         Safe to call from every worker at once. Recovered messages keep their raised count,
         so their next delivery reports one more.
+
+        Returns the seconds until the earliest delayed message of ``queues`` is due (> 0),
+        so the worker can call again right then instead of up to an interval late; or
+        ``None`` when none is delayed or the driver cannot tell (the worker then waits
+        ``maintenance_interval_seconds``). A driver returning ``None`` is always correct.
         """
 
     async def sizes(self, queue: str) -> QueueSizes:
@@ -183,8 +261,67 @@ class DeadLetterStore(Protocol):
     async def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetterEntry]:
         """Return up to ``limit`` dead-lettered entries of ``queue``, oldest first."""
 
-    async def requeue_dead(self, queue: str, task_ids: Sequence[str] | None = None) -> int:
-        """Move dead letters back to the ready queue; ``None`` means all. Returns the count."""
+    async def requeue_dead(
+        self,
+        queue: str,
+        task_ids: Sequence[str] | None = None,
+        *,
+        rewrite: Callable[[bytes], bytes] | None = None,
+    ) -> int:
+        """Move dead letters back to the ready queue; ``None`` means all. Returns the count.
+
+        ``rewrite(body)`` (when given) returns the body to store instead, e.g. the message
+        with its attempt count reset; it is called before anything moves, and an entry it
+        raises for stays dead-lettered. Each entry leaves the store and enters the queue in
+        one step (or, where the broker cannot, is enqueued first: a crash may duplicate it,
+        never lose it).
+        """
 
     async def purge_dead(self, queue: str) -> int:
         """Delete every dead letter of ``queue``. Returns the count."""
+
+
+@runtime_checkable
+class QueueCatalog(Protocol):
+    """Optional: the queues a broker holds, for ``asynctasq stats`` without ``--queues``."""
+
+    async def queue_names(self) -> list[str]:
+        """Return the names of the queues with anything stored (any state), sorted."""
+
+
+@runtime_checkable
+class WorkerRegistry(Protocol):
+    """Optional: live workers and their last heartbeat, for monitoring.
+
+    The worker calls :meth:`record_heartbeat` when it starts and every
+    ``events.heartbeat_interval`` seconds, and :meth:`remove_worker` when it stops. A
+    worker that died without stopping disappears once ``ttl_seconds`` passed since its last
+    heartbeat.
+    """
+
+    async def record_heartbeat(self, worker: WorkerInfo, *, ttl_seconds: float) -> None:
+        """Store ``worker`` with ``last_heartbeat`` = now; live for ``ttl_seconds``."""
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a stopped worker (nothing if unknown)."""
+
+    async def live_workers(self) -> list[WorkerInfo]:
+        """Return the workers whose last heartbeat is within its ttl, by worker id."""
+
+
+@runtime_checkable
+class CompletedStore(Protocol):
+    """Optional: completed tasks kept when ``repository.keep_completed_tasks`` is on.
+
+    The worker calls :meth:`keep_completed` after acking, with the acked tasks. Stores that
+    cannot be queried cheaply keep a bounded number per queue (newest kept).
+    """
+
+    async def keep_completed(self, tasks: Sequence[CompletedTask]) -> None:
+        """Record ``tasks`` as completed (dropping the oldest beyond the store's bound)."""
+
+    async def completed_tasks(self, queue: str, *, limit: int = 100) -> list[CompletedTask]:
+        """Return up to ``limit`` kept completed tasks of ``queue``, newest first."""
+
+    async def completed_count(self, queue: str) -> int:
+        """Return how many completed tasks of ``queue`` are kept."""

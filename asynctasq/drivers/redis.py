@@ -11,6 +11,12 @@ Behaviour choices:
   ``delivery_count`` as the released one (releasing is not an attempt).
 * Due delayed messages join the back of the ready queue (FIFO by due time); expired leases
   go back to the front, earliest deadline first (they were taken from the front).
+  ``maintain`` returns the seconds until the next delayed message is due, so a worker can
+  promote it within milliseconds of its due time.
+* Foreign data never breaks a script half-way: an element without our header (pushed by
+  hand or by another program) is delivered with a synthesized one and dead-lettered by the
+  worker as undecodable; a key of the wrong type makes the call raise ``DriverError``
+  before anything moved (:mod:`asynctasq.drivers.redis_scripts`).
 * Connections: one ``BlockingConnectionPool`` of ``max_connections``; when every connection
   is busy a call waits up to ``pool_timeout_seconds`` (C35). Blocking waits use a separate
   pool, one connection per queue being waited on, so they never starve acks.
@@ -42,6 +48,7 @@ from asynctasq.config.records import Config, RedisConfig
 from asynctasq.drivers import redis_format as form
 from asynctasq.drivers import redis_scripts as lua
 from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
+from asynctasq.drivers.redis_inspect import DEFAULT_COMPLETED_LIMIT, RedisInspection
 from asynctasq.drivers.redis_wakeup import ReadyWatch
 from asynctasq.errors import DriverError, MessageTooLargeError
 
@@ -70,8 +77,11 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".")[:2] if part.isdigit())
 
 
-class RedisDriver:
-    """The Redis driver (also a ``DeadLetterStore``). Built by :func:`build`.
+class RedisDriver(RedisInspection):
+    """The Redis driver. Built by :func:`build`.
+
+    Also a ``DeadLetterStore``, ``QueueCatalog``, ``WorkerRegistry`` and ``CompletedStore``
+    (:mod:`asynctasq.drivers.redis_inspect`).
 
     Args:
         config: the ``redis`` group: url, password, db, max_connections, warmup_connections,
@@ -83,6 +93,8 @@ class RedisDriver:
         backoff_cap_seconds: the longest pause between those attempts.
         max_message_bytes: the largest body accepted, or ``None`` for no check.
         client_name: the name shown by ``CLIENT LIST`` for this driver's connections.
+        completed_limit: completed tasks kept per queue (``repository.keep_completed_tasks``);
+            older ones are trimmed.
 
     """
 
@@ -97,10 +109,12 @@ class RedisDriver:
         backoff_cap_seconds: float = 2.0,
         max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
         client_name: str | None = "asynctasq",
+        completed_limit: int = DEFAULT_COMPLETED_LIMIT,
     ) -> None:
         self.maintenance_interval_seconds: float | None = config.delayed_task_interval
         self.max_message_bytes = max_message_bytes
         self.pool_size: int | None = config.max_connections  # optional protocol attribute
+        self.completed_limit = completed_limit
         self._config = config
         self._secrets = [config.password or "", urlsplit(config.url).password or ""]
         common: dict[str, Any] = {
@@ -129,8 +143,7 @@ class RedisDriver:
         self._release = script(lua.RELEASE)
         self._extend = script(lua.EXTEND)
         self._maintain = script(lua.MAINTAIN)
-        self._requeue_dead = script(lua.REQUEUE_DEAD)
-        self._purge_dead = script(lua.PURGE_DEAD)
+        self._register_inspection_scripts()
         self._opened = False
 
     def _error(self, operation: str, exc: BaseException) -> DriverError:
@@ -243,7 +256,8 @@ class RedisDriver:
     async def _claim_ready(
         self, queues: Sequence[str], keys: list[str], limit: int
     ) -> list[Delivery]:
-        raw: list[Any] = await self._claim(keys, [limit])
+        args = [limit, self._ids.nonce(), form.FOREIGN_LEASE_MS]
+        raw: list[Any] = await self._claim(keys, args)
         return [form.delivery(queues[int(raw[i]) - 1], raw[i + 1]) for i in range(0, len(raw), 2)]
 
     async def dequeue(
@@ -377,26 +391,37 @@ class RedisDriver:
             lost = len(deliveries) - renewed
             logger.warning("extend: %d of %d leases were already lost", lost, len(deliveries))
 
-    async def maintain(self, queues: Sequence[str]) -> None:
+    async def maintain(self, queues: Sequence[str]) -> float | None:
         """Promote due delayed messages and recover expired leases, atomically per batch.
 
         Whichever workers run it at the same time, each message moves exactly once.
 
+        Returns:
+            Seconds until the earliest message still in a delayed set of ``queues`` is due
+            (by the server's clock, at least 0.001), or ``None`` when none is delayed.
+
         Raises:
-            DriverError: Redis failed.
+            DriverError: Redis failed, or a key holds another type (nothing moved).
 
         """
+        soonest: float | None = None
         try:
             for queue in queues:
                 keys = [form.ready_key(queue), form.processing_key(queue), form.delayed_key(queue)]
                 while True:
-                    promoted, recovered = await self._maintain(keys, [lua.MAINTAIN_BATCH])
+                    promoted, recovered, next_due, now = await self._maintain(
+                        keys, [lua.MAINTAIN_BATCH]
+                    )
                     if recovered:
                         logger.info("recovered %d expired leases on queue %r", recovered, queue)
                     if max(promoted, recovered) < lua.MAINTAIN_BATCH:
                         break
+                if next_due is not None:
+                    wait = max(0.001, (float(next_due) - float(now)) / 1000)
+                    soonest = wait if soonest is None else min(soonest, wait)
         except _FAILURES as exc:
             raise self._error("maintain", exc) from exc
+        return soonest if soonest is None or soonest < float("inf") else None
 
     async def sizes(self, queue: str) -> QueueSizes:
         """Return ready, delayed, in-flight and dead-letter counts of ``queue`` (one round trip).
@@ -415,73 +440,6 @@ class RedisDriver:
         except _FAILURES as exc:
             raise self._error("sizes", exc) from exc
         return QueueSizes(ready, delayed, in_flight, dead)
-
-    async def _dead_blobs(
-        self, queue: str, limit: int | None
-    ) -> list[tuple[bytes, DeadLetterEntry, int]]:
-        stop = -1 if limit is None else limit - 1
-        try:
-            blobs: list[Any] = await self._client.lrange(form.dead_key(queue), 0, stop)
-        except _FAILURES as exc:
-            raise self._error("dead_letters", exc) from exc
-        found = []
-        for blob in blobs:
-            try:
-                entry, vt_ms = form.unpack_dead(blob)
-            except ValueError as exc:
-                logger.warning("skipping an unreadable dead letter on queue %r: %s", queue, exc)
-                continue
-            found.append((blob, entry, vt_ms))
-        return found
-
-    async def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetterEntry]:
-        """Return up to ``limit`` dead letters of ``queue``, oldest first.
-
-        Raises:
-            DriverError: Redis failed.
-
-        """
-        if limit <= 0:
-            return []
-        return [entry for _, entry, _ in await self._dead_blobs(queue, limit)]
-
-    async def requeue_dead(self, queue: str, task_ids: Sequence[str] | None = None) -> int:
-        """Move dead letters (all, or those with the given task ids) to the back of the queue.
-
-        Each entry is removed and its body pushed in one atomic step, as a fresh message.
-
-        Raises:
-            DriverError: Redis failed.
-
-        """
-        wanted = None if task_ids is None else set(task_ids)
-        args: list[bytes] = []
-        for blob, entry, vt_ms in await self._dead_blobs(queue, None):
-            if wanted is None or entry.task_id in wanted:
-                args += [blob, self._ids.element(entry.body, vt_ms / 1000)]
-        moved = 0
-        keys = [form.dead_key(queue), form.ready_key(queue)]
-        try:
-            for start in range(0, len(args), 2 * lua.MAINTAIN_BATCH):
-                moved += await self._requeue_dead(
-                    keys, args[start : start + 2 * lua.MAINTAIN_BATCH]
-                )
-        except _FAILURES as exc:
-            raise self._error("requeue_dead", exc) from exc
-        return moved
-
-    async def purge_dead(self, queue: str) -> int:
-        """Delete every dead letter of ``queue``; return how many there were.
-
-        Raises:
-            DriverError: Redis failed.
-
-        """
-        try:
-            purged: int = await self._purge_dead([form.dead_key(queue)])
-        except _FAILURES as exc:
-            raise self._error("purge_dead", exc) from exc
-        return purged
 
 
 def build(config: Config) -> RedisDriver:

@@ -2,7 +2,11 @@
 
 Keys (SPEC §5): ready list ``queue:{name}``, in-flight sorted set ``queue:{name}:processing``
 scored by lease deadline, delayed sorted set ``queue:{name}:delayed`` scored by due time,
-dead-letter list ``queue:{name}:dead`` (oldest first).
+dead-letter list ``queue:{name}:dead`` (oldest first); for monitoring, completed tasks
+``queue:{name}:completed`` (a list, newest first, trimmed to the driver's ``completed_limit``,
+JSON elements) and live workers in the hash ``asynctasq:workers`` (worker id ->
+``<heartbeat_ms>:<ttl_ms>:<JSON>``, server clock; an entry past its ttl is dropped by the
+next reader, and the hash expires with the longest ttl).
 
 A list element is a small driver header followed by the message body, unchanged::
 
@@ -13,6 +17,10 @@ member of the processing set); ``vt_ms`` is the lease length in milliseconds, re
 claim script; ``count`` is how many times the element has been delivered, raised by the
 claim script. The body is never decoded by the driver.
 
+An element someone else pushed without such a header is claimed with a synthesized one
+(a fresh id, :data:`FOREIGN_LEASE_MS`, count 1), its whole bytes being the body; the worker
+then dead-letters it as undecodable (:mod:`asynctasq.drivers.redis_scripts`).
+
 A dead-letter entry is a msgpack map of the :class:`DeadLetterEntry` fields plus ``vt_ms``
 (so a requeued message keeps its lease length).
 """
@@ -20,13 +28,21 @@ A dead-letter entry is a msgpack map of the :class:`DeadLetterEntry` fields plus
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 from typing import Any
 
+import attrs
 import msgpack
 
-from asynctasq.drivers.protocol import DeadLetterEntry, Delivery
+from asynctasq.drivers.protocol import CompletedTask, DeadLetterEntry, Delivery, WorkerInfo
+
+WORKERS_KEY = "asynctasq:workers"
+"""The hash of live workers: worker id -> ``<heartbeat_ms>:<ttl_ms>:<JSON WorkerInfo>``."""
+
+SUFFIXES = (":processing", ":delayed", ":dead", ":completed")
+"""Key suffixes after ``queue:{name}`` (the ready list has none)."""
 
 
 def ready_key(queue: str) -> str:
@@ -47,6 +63,73 @@ def delayed_key(queue: str) -> str:
 def dead_key(queue: str) -> str:
     """Return the dead-letter list key of ``queue``."""
     return f"queue:{queue}:dead"
+
+
+def completed_key(queue: str) -> str:
+    """Return the completed-task list key of ``queue``."""
+    return f"queue:{queue}:completed"
+
+
+def queue_of(key: str) -> str | None:
+    """Return the queue name a ``queue:...`` key belongs to, or ``None`` for other keys.
+
+    A name that itself ends in one of :data:`SUFFIXES` (``a:dead``) cannot be told from
+    that key of another queue; such a key is taken as the suffix form.
+    """
+    if not key.startswith("queue:"):
+        return None
+    rest = key[len("queue:") :]
+    for suffix in SUFFIXES:
+        if rest.endswith(suffix) and len(rest) > len(suffix):
+            return rest[: -len(suffix)]
+    return rest or None
+
+
+def pack_worker(worker: WorkerInfo) -> bytes:
+    """Return the JSON of ``worker`` without ``last_heartbeat`` (the server stamps it)."""
+    fields = attrs.asdict(worker)
+    del fields["last_heartbeat"]
+    return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def unpack_worker(value: bytes) -> WorkerInfo:
+    """Return the worker stored as ``<heartbeat_ms>:<ttl_ms>:<JSON>``.
+
+    Raises:
+        ValueError: ``value`` is not in that form.
+
+    """
+    try:
+        beat_ms, _, text = value.split(b":", 2)
+        fields = json.loads(text)
+        fields["queues"] = tuple(fields["queues"])
+        return WorkerInfo(**fields, last_heartbeat=int(beat_ms) / 1000)
+    except Exception as exc:
+        raise ValueError(f"not a worker record ({type(exc).__name__}: {exc})") from exc
+
+
+def pack_completed(task: CompletedTask) -> bytes:
+    """Return the JSON of a completed task."""
+    return json.dumps(attrs.asdict(task), separators=(",", ":")).encode()
+
+
+def unpack_completed(value: bytes) -> CompletedTask:
+    """Return the completed task stored as JSON.
+
+    Raises:
+        ValueError: ``value`` is not a completed-task record.
+
+    """
+    try:
+        return CompletedTask(**json.loads(value))
+    except Exception as exc:
+        raise ValueError(f"not a completed-task record ({type(exc).__name__}: {exc})") from exc
+
+
+FOREIGN_LEASE_MS = 3_600_000
+"""The lease given to an element claimed without a header: the default visibility timeout.
+
+Source: seed "Task Defaults Configuration" (visibility timeout default 3600 s)."""
 
 
 def to_ms(seconds: float) -> int:
@@ -70,6 +153,10 @@ class ElementIds:
             count,
         )
         return header + body
+
+    def nonce(self) -> bytes:
+        """Return a fresh id prefix for the ids a script synthesizes (it appends ``g<n>``)."""
+        return b"%s%x" % (self._prefix, next(self._counter))
 
 
 def delivery(queue: str, member: bytes) -> Delivery:

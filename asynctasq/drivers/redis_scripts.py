@@ -13,6 +13,16 @@ Scores are whole milliseconds written with ``%.0f``: Lua 5.1 would otherwise for
 numbers with 14 significant digits. A due time is ``ceil(now) + delay`` and a message is
 due when its score is ``<= floor(now)``, so it is never promoted early, even by 1 ms.
 
+No script raises half-way on data someone else wrote (Redis does not roll a script back, so
+an error after the first write would strand or lose messages):
+
+* an element without a valid header (pushed by hand, by another program) is claimed with
+  a synthesized one: a fresh id (the caller's nonce + ``g`` + a counter, never a hex-only
+  id the driver writes), the default lease and count 1; its whole bytes are the body, so
+  the worker's decoder dead-letters it as undecodable, raw bytes kept;
+* a key of the wrong type is checked (``TYPE``) before any write and answered with a
+  ``WRONGTYPE`` error naming it, so nothing has moved when the driver raises.
+
 Source: Redis docs, "EVAL" (scripts are atomic) and "TIME"; SPEC §5 (moves must be atomic).
 """
 
@@ -28,13 +38,34 @@ local function now_ceil()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
 end
-local function recount(e, delta)
-  local a = string.find(e, ':', 1, true)
-  local b = string.find(e, ':', a + 1, true)
-  local c = string.find(e, ':', b + 1, true)
-  local vt = tonumber(string.sub(e, a + 1, b - 1))
-  local n = tonumber(string.sub(e, b + 1, c - 1)) + delta
-  return string.sub(e, 1, b) .. fmt(n) .. string.sub(e, c), vt
+-- The header <id>:<vt_ms>:<count>: of an element, or nil when it has none we wrote.
+local function header(e)
+  local id, vt, n = string.match(e, '^([^:]+):(%d+):(%d+):')
+  if id == nil or #id > 64 or #vt > 12 or #n > 12 or tonumber(vt) < 1 then return nil end
+  return id, vt, n
+end
+-- The element with its count moved by delta, and its lease (ms). A foreign element gets a
+-- header: id fresh_id, lease default_vt, count max(delta, 0); its whole bytes are the body.
+local function recount(e, delta, fresh_id, default_vt)
+  local id, vt, n = header(e)
+  if id == nil then
+    return fresh_id .. ':' .. default_vt .. ':' .. fmt(math.max(delta, 0)) .. ':' .. e,
+      tonumber(default_vt)
+  end
+  local rest = string.sub(e, #id + #vt + #n + 3)
+  return id .. ':' .. vt .. ':' .. fmt(math.max(tonumber(n) + delta, 0)) .. rest, tonumber(vt)
+end
+-- A WRONGTYPE error reply naming the first key that holds another type, or nil.
+-- kinds: key, expected type, key, expected type, ...
+local function wrong_type(kinds)
+  for i = 1, #kinds, 2 do
+    local t = redis.call('TYPE', kinds[i])['ok']
+    if t ~= 'none' and t ~= kinds[i + 1] then
+      return redis.error_reply('WRONGTYPE asynctasq key ' .. kinds[i] .. ' holds a ' .. t
+        .. ', not a ' .. kinds[i + 1] .. '; nothing was moved')
+    end
+  end
+  return nil
 end
 """
 
@@ -54,16 +85,28 @@ CLAIM = (
     _PRELUDE
     + """
 -- KEYS: ready_1, processing_1, ready_2, processing_2, ... in priority order
--- ARGV[1]: limit. Returns queue index (1-based), leased member, queue index, member, ...
+-- ARGV[1]: limit, ARGV[2]: a nonce for synthesized ids, ARGV[3]: default lease (ms).
+-- Returns queue index (1-based), leased member, queue index, member, ...
+local kinds = {}
+for i = 1, #KEYS, 2 do
+  kinds[#kinds + 1] = KEYS[i]
+  kinds[#kinds + 1] = 'list'
+  kinds[#kinds + 1] = KEYS[i + 1]
+  kinds[#kinds + 1] = 'zset'
+end
+local bad = wrong_type(kinds)
+if bad then return bad end
 local now = now_floor()
 local left = tonumber(ARGV[1])
 local out = {}
+local k = 0
 for i = 1, #KEYS, 2 do
   if left <= 0 then break end
   local items = redis.call('RPOP', KEYS[i], left)
   if items then
     for _, e in ipairs(items) do
-      local member, vt = recount(e, 1)
+      k = k + 1
+      local member, vt = recount(e, 1, ARGV[2] .. 'g' .. k, ARGV[3])
       redis.call('ZADD', KEYS[i + 1], fmt(now + vt), member)
       out[#out + 1] = (i + 1) / 2
       out[#out + 1] = member
@@ -80,8 +123,15 @@ RETRY = (
     + """
 -- KEYS[1] old processing set, KEYS[2] new ready list, KEYS[3] new delayed set
 -- ARGV[1] leased member, ARGV[2] delay_ms, ARGV[3] new element. Returns 1, or 0 if lost.
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 local delay = tonumber(ARGV[2])
+local bad
+if delay > 0 then
+  bad = wrong_type({KEYS[1], 'zset', KEYS[3], 'zset'})
+else
+  bad = wrong_type({KEYS[1], 'zset', KEYS[2], 'list'})
+end
+if bad then return bad end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 if delay > 0 then
   redis.call('ZADD', KEYS[3], fmt(now_ceil() + delay), ARGV[3])
 else
@@ -91,22 +141,32 @@ return 1
 """
 )
 
-DEAD_LETTER = """
+DEAD_LETTER = (
+    _PRELUDE
+    + """
 -- KEYS[1] processing set, KEYS[2] dead list; ARGV[1] leased member, ARGV[2] entry.
+local bad = wrong_type({KEYS[1], 'zset', KEYS[2], 'list'})
+if bad then return bad end
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1
 """
+)
 
 RELEASE = (
     _PRELUDE
     + """
 -- KEYS[1] processing set, KEYS[2] ready list; ARGV: members, the one to serve first LAST.
 -- Each goes back to the consuming end with its count lowered again (no attempt was made).
+local bad = wrong_type({KEYS[1], 'zset', KEYS[2], 'list'})
+if bad then return bad end
 local n = 0
 for i = 1, #ARGV do
   if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
-    redis.call('RPUSH', KEYS[2], (recount(ARGV[i], -1)))
+    -- members come from CLAIM, so they have a header; one without keeps its bytes as is
+    local e = ARGV[i]
+    if header(e) then e = recount(e, -1) end
+    redis.call('RPUSH', KEYS[2], e)
     n = n + 1
   end
 end
@@ -135,7 +195,11 @@ MAINTAIN = (
     + """
 -- KEYS[1] ready list, KEYS[2] processing set, KEYS[3] delayed set; ARGV[1] batch size.
 -- Due delayed messages join the producing end (FIFO by due time); expired leases return
--- to the consuming end, earliest deadline served first. Returns {promoted, recovered}.
+-- to the consuming end, earliest deadline served first. Members move as they are (a
+-- foreign one gets its header when claimed). Returns {promoted, recovered, the earliest
+-- due time left in the delayed set (ms, as text) or nil, now (ms, as text)}.
+local bad = wrong_type({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'zset'})
+if bad then return bad end
 local now = fmt(now_floor())
 local limit = tonumber(ARGV[1])
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
@@ -150,13 +214,18 @@ if #expired > 0 then
   for i = #expired, 1, -1 do back[#back + 1] = expired[i] end
   redis.call('RPUSH', KEYS[1], unpack(back))
 end
-return {#due, #expired}
+local next_due = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+return {#due, #expired, next_due[2] or false, now}
 """
 )
 
-REQUEUE_DEAD = """
+REQUEUE_DEAD = (
+    _PRELUDE
+    + """
 -- KEYS[1] dead list, KEYS[2] ready list; ARGV: entry, element, entry, element, ...
 -- Each entry still present is removed and its element pushed; returns how many moved.
+local bad = wrong_type({KEYS[1], 'list', KEYS[2], 'list'})
+if bad then return bad end
 local n = 0
 for i = 1, #ARGV, 2 do
   if redis.call('LREM', KEYS[1], 1, ARGV[i]) > 0 then
@@ -166,12 +235,46 @@ for i = 1, #ARGV, 2 do
 end
 return n
 """
+)
 
 PURGE_DEAD = """
 -- KEYS[1] dead list. Returns how many entries were deleted.
 local n = redis.call('LLEN', KEYS[1])
 redis.call('DEL', KEYS[1])
 return n
+"""
+
+HEARTBEAT = """
+-- KEYS[1] workers hash; ARGV[1] worker id, ARGV[2] ttl_ms, ARGV[3] JSON record.
+-- Stamps the record with the server time; the hash lives at least ttl_ms more.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%.0f', now) .. ':' .. ARGV[2] .. ':' .. ARGV[3])
+local left = redis.call('PTTL', KEYS[1])
+if left < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+LIVE_WORKERS = """
+-- KEYS[1] workers hash. Drops entries past their ttl (server time); returns the others.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  local a = string.find(v, ':', 1, true)
+  local b = a and string.find(v, ':', a + 1, true)
+  local at = a and tonumber(string.sub(v, 1, a - 1))
+  local ttl = b and tonumber(string.sub(v, a + 1, b - 1))
+  if at == nil or ttl == nil or at + ttl <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    out[#out + 1] = v
+  end
+end
+return out
 """
 
 MAINTAIN_BATCH = 1000
