@@ -9,6 +9,7 @@ The tree::
      ├── MessageTooLargeError (also a SerializationError) an encoded message exceeds the limit
      ├── DriverError          a broker call failed; raised ``from`` the client's own exception
      ├── TaskTimeoutError     a task ran past its ``timeout``
+     ├── TaskCancelledError   a running task was cancelled because its worker stopped
      ├── WorkerLostError      a task's last attempt ended with its worker (lease expired)
      └── ProcessPoolUnavailableError  a process-pool task reached a worker without a pool
 
@@ -103,6 +104,10 @@ class DriverError(AsyncTasQError):
 
 class TaskTimeoutError(AsyncTasQError):
     """The task ran longer than its timeout."""
+
+
+class TaskCancelledError(AsyncTasQError):
+    """The task was cancelled at shutdown: its worker stopped before it finished."""
 
 
 class WorkerLostError(AsyncTasQError):

@@ -12,7 +12,8 @@ value is one line naming the flag, exit code 2. The current directory is put on
 
 The worker runs exactly the tasks defined in (or imported into) the modules named here,
 and for a package those of its submodules it imported: their registry is built from those
-modules alone (SPEC §4, Security). A message naming any other task is dead-lettered.
+modules alone (SPEC §4, Security). A message naming any other task is dead-lettered. With
+no module, or modules that define no task, it does not start (exit 2, naming the modules).
 SIGTERM/SIGINT stop it gracefully (exit 0); a second signal stops it at once, still
 returning unfinished tasks to the queue.
 
@@ -154,6 +155,20 @@ def import_modules(names: Sequence[str]) -> list[ModuleType]:
     return modules
 
 
+def no_tasks_message(names: Sequence[str]) -> str:
+    """Return the error for a worker with no task to run, naming the modules searched."""
+    if not names:
+        return (
+            "no task modules given: name the modules that define your tasks, e.g. "
+            "asynctasq worker --import myapp.tasks (or asynctasq worker myapp.tasks)"
+        )
+    return (
+        f"no tasks found in {', '.join(names)}: "
+        "a worker runs the @task functions and task classes defined in (or imported into) "
+        "the modules it imports; import the modules that define them"
+    )
+
+
 def configure_logging(level: str) -> None:
     """Send log records to stderr at ``level`` unless the application configured logging."""
     root = logging.getLogger()
@@ -170,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
     """Validate everything, import the task modules, then run the worker; return 0.
 
     Raises:
-        UsageError: a bad worker flag or a module that cannot be imported.
+        UsageError: a bad worker flag, a module that cannot be imported, or no task at all
+            in the modules (a worker would dead-letter every message).
         ConfigError: a bad configuration flag, variable or ``.env`` line, or two tasks of
             the imported modules share a name.
         DriverError: the broker cannot be reached.
@@ -181,11 +197,11 @@ def run(args: argparse.Namespace) -> int:
     queues = None if args.queues is None else queue_names(args.queues)
     resolved = resolve(flags=flag_overrides(args), env_file=args.env_file)
     configure_logging(args.log_level)
-    modules = import_modules([*args.modules, *(name for group in args.imports for name in group)])
-    registry = build_registry(modules)
-    logging.getLogger("asynctasq.worker").info(
-        "registered tasks: %s", ", ".join(registry.names) or "none"
-    )
+    names = [*args.modules, *(name for group in args.imports for name in group)]
+    registry = build_registry(import_modules(names))
+    if not registry:
+        raise UsageError(no_tasks_message(names))
+    logging.getLogger("asynctasq.worker").info("registered tasks: %s", ", ".join(registry.names))
     handle = Handle(resolved.config, resolved.provenance, env_file=args.env_file)
     context.make_current(handle)
     run_until_stopped(handle, registry, queues, concurrency, max_tasks, grace)

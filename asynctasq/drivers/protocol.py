@@ -184,8 +184,9 @@ class Driver(Protocol):
     maintenance_interval_seconds: float | None
     """How often the worker should call :meth:`maintain`; ``None`` if never needed."""
 
-    max_message_bytes: int | None
-    """The largest body the broker accepts, or ``None`` for no fixed limit."""
+    @property
+    def max_message_bytes(self) -> int | None:
+        """The largest body the broker accepts, or ``None`` for no fixed limit (read-only)."""
 
     async def open(self) -> None:
         """Connect (idempotent). Raises DriverError if the broker cannot be reached."""

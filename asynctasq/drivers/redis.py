@@ -256,7 +256,7 @@ class RedisDriver(RedisInspection):
     async def _claim_ready(
         self, queues: Sequence[str], keys: list[str], limit: int
     ) -> list[Delivery]:
-        args = [limit, self._ids.nonce(), form.FOREIGN_LEASE_MS]
+        args: list[int | bytes] = [limit, self._ids.nonce(), form.FOREIGN_LEASE_MS]
         raw: list[Any] = await self._claim(keys, args)
         return [form.delivery(queues[int(raw[i]) - 1], raw[i + 1]) for i in range(0, len(raw), 2)]
 

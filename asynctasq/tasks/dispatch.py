@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from asynctasq.config.records import Config
 from asynctasq.drivers.protocol import Driver, Outgoing
-from asynctasq.errors import ConfigError, MessageTooLargeError
+from asynctasq.errors import ConfigError, MessageTooLargeError, SerializationError
 from asynctasq.handle import current_handle
 from asynctasq.message import TaskMessage, encode
 from asynctasq.tasks.options import settle_options
@@ -111,7 +111,8 @@ async def dispatch_many(pendings: Sequence[PendingDispatch]) -> list[str]:
     """Enqueue every pending dispatch in one ``enqueue_many`` call per driver.
 
     Every message is built and encoded before anything is sent, so a bad argument in
-    any of them sends none.
+    any of them sends none; the error names the item, e.g. ``dispatch_many item 1
+    (app.tasks:send): cannot serialize args[0] ...`` (items counted from 0).
 
     Args:
         pendings: pending dispatches, of any tasks and queues.
@@ -123,16 +124,20 @@ async def dispatch_many(pendings: Sequence[PendingDispatch]) -> list[str]:
         The errors of :func:`dispatch`.
     """
     handle = current_handle()
-    messages = [build_message(pending, handle.config) for pending in pendings]
+    messages: list[TaskMessage] = []
     batches: dict[str | None, list[Outgoing]] = {}
     drivers: dict[str | None, Driver] = {}
-    for pending, message in zip(pendings, messages, strict=True):
+    for index, pending in enumerate(pendings):
         name = pending.overrides.driver or pending.task.options.driver
         if name not in drivers:
             drivers[name] = await handle.driver(name)
-        batches.setdefault(name, []).append(
-            outgoing(message, drivers[name], delay_seconds=pending.delay_seconds)
-        )
+        try:
+            message = build_message(pending, handle.config)
+            item = outgoing(message, drivers[name], delay_seconds=pending.delay_seconds)
+        except SerializationError as exc:  # say which item of the batch
+            raise type(exc)(f"dispatch_many item {index} ({pending.task.name}): {exc}") from exc
+        messages.append(message)
+        batches.setdefault(name, []).append(item)
     for name, batch in batches.items():
         await drivers[name].enqueue_many(batch)
     enqueued(handle, messages)

@@ -28,10 +28,12 @@ The pieces, each a plain coroutine over one :class:`WorkerState`:
 * :class:`~asynctasq.worker.stall.StallWatch` reports a blocked event loop.
 
 Stopping (SPEC §4, FIELD-CASES C18): on the first stop request fetching stops, buffered
-deliveries are released at once, running tasks get ``shutdown_grace_seconds`` to finish
-and settle; then (or at once on a second request) running tasks are cancelled and their
-deliveries released — releasing is not an attempt. Finished tasks are acked, and the
-function returns :class:`WorkerStats`. It never closes the handle (its owner does).
+deliveries are released at once (not an attempt), running tasks get
+``shutdown_grace_seconds`` to finish and settle; then (or at once on a second request)
+running tasks are cancelled and settled like a failure, ``TaskCancelledError`` "cancelled
+at shutdown": retried at once while attempts remain, else dead-lettered
+(:mod:`asynctasq.worker.cancelled`). Finished tasks are acked, and the function returns
+:class:`WorkerStats`. It never closes the handle (its owner does).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from asynctasq import context
 from asynctasq.drivers import build_driver
 from asynctasq.handle import Handle
 from asynctasq.tasks.registry import Registry, TaskSource
+from asynctasq.worker.cancelled import settle_cancelled
 from asynctasq.worker.fetch import release_jobs, run_fetcher
 from asynctasq.worker.lease import run_leases
 from asynctasq.worker.lease_thread import LeaseThread
@@ -261,7 +264,7 @@ async def _drain(
         slot.cancel()
     if unfinished:
         await asyncio.wait(unfinished)
-    await release_jobs(state, aborted, "cancelled at shutdown")
+    await settle_cancelled(state, aborted)
 
 
 async def _stop_fetcher(state: WorkerState, fetcher: asyncio.Task[None]) -> None:

@@ -10,7 +10,8 @@
 
 Retry and dead-letter calls are repeated until they succeed or the lease is gone
 (:func:`asynctasq.worker.recovery.persist`). :func:`report` writes the one log line per
-outcome (task id, name, queue, attempt, duration) — the seam where task events will go.
+outcome (task id, name, queue, correlation id, attempt, what happened and how long it ran)
+— the seam where task events will go.
 """
 
 from __future__ import annotations
@@ -38,33 +39,60 @@ WARNING = logging.WARNING
 
 
 def report(
-    outcome: str, job: Job, message: TaskMessage | None, attempt: int, duration: float, note: str
+    outcome: str,
+    job: Job,
+    message: TaskMessage | None,
+    attempt: int,
+    text: str,
+    *,
+    ids: tuple[str, str] | None = None,
 ) -> None:
     """Log one task outcome (cheaply skipped when its level is off).
 
-    Outcomes: ``succeeded`` and ``retrying`` at INFO, ``dead-lettered`` at WARNING. The line
-    has the task id, name, queue, attempt/max attempts, outcome and duration.
+    ``outcome`` sets the level: ``succeeded`` and ``retrying`` at INFO, ``dead-lettered``
+    at WARNING. The line is ``task <id> <name> queue=<q> [correlation_id=<c>] attempt
+    <n>/<max> <text>``, e.g.::
+
+        task 3f2a... app.tasks:send queue=default attempt 1/3 succeeded in 0.2 ms
+        task 3f2a... app.tasks:send queue=default attempt 1/3 failed after 1002.9 ms
+            (TaskTimeoutError: ...); retrying in 1 s
+        task 3f2a... app.tasks:send queue=default attempt 3/3 failed after 12.0 ms
+            (KeyError: 'x'); dead-lettered: max attempts (3) reached
+
+    (each one line). Without a message (an undecodable payload) there is no attempt part
+    and the id and name are ``ids`` when they could be read, else ``-``.
     """
     level = WARNING if outcome == "dead-lettered" else INFO
     if not task_logger.isEnabledFor(level):
         return
+    correlation = message.correlation_id if message else None
+    task_id, name = (message.task_id, message.task_name) if message else ids or ("-", "-")
     task_logger.log(
         level,
-        "task %s %s queue=%s attempt=%s %s in %.1f ms%s",
-        message.task_id if message else "-",
-        message.task_name if message else "-",
+        "task %s %s queue=%s%s%s %s",
+        task_id,
+        name,
         job.delivery.queue,
-        f"{attempt}/{message.max_attempts}" if message else attempt,
-        outcome,
-        duration * 1000.0,
-        f": {note}" if note else "",
+        f" correlation_id={correlation}" if correlation else "",
+        f" attempt {attempt}/{message.max_attempts}" if message else "",
+        text,
     )
+
+
+def failed_after(duration: float, error: BaseException) -> str:
+    """Return ``"failed after <ms> ms (<Type>: <message>)"`` for an outcome line."""
+    return f"failed after {duration * 1000.0:.1f} ms ({describe_error(error)})"
+
+
+def retrying_in(delay_seconds: float) -> str:
+    """Return ``"retrying in <n> s"`` (``"retrying at once"`` for no delay)."""
+    return f"retrying in {delay_seconds:g} s" if delay_seconds > 0 else "retrying at once"
 
 
 def succeed(state: WorkerState, job: Job, attempt: int, duration: float) -> None:
     """Queue ``job`` for the next batched ack and report it."""
     state.queue_ack(job)
-    report("succeeded", job, job.message, attempt, duration, "")
+    report("succeeded", job, job.message, attempt, f"succeeded in {duration * 1000.0:.1f} ms")
 
 
 def describe_error(error: BaseException) -> str:
@@ -79,13 +107,19 @@ async def dead_letter(
     attempts: int,
     error_type: str,
     error_message: str,
+    *,
+    ids: tuple[str, str] | None = None,
 ) -> None:
-    """Move ``job`` to the dead-letter store (retried until it lands or the lease is gone)."""
+    """Move ``job`` to the dead-letter store (retried until it lands or the lease is gone).
+
+    Without a message, ``ids`` (task id, name) fill the entry when they could be read.
+    """
+    task_id, name = (message.task_id, message.task_name) if message else ids or ("", "")
     entry = DeadLetterEntry(
         queue=job.delivery.queue,
         body=job.delivery.body,
-        task_id=message.task_id if message else "",
-        task_name=message.task_name if message else "",
+        task_id=task_id,
+        task_name=name,
         error_type=error_type,
         error_message=error_message,
         attempts=attempts,
@@ -161,25 +195,15 @@ async def fail(
         state.held.discard(job)
         if stored:
             state.retried += 1
-            report(
-                "retrying",
-                job,
-                message,
-                attempt,
-                duration,
-                f"{describe_error(error)}; next attempt in {decision.delay_seconds:g} s",
-            )
+            if decision.delay_seconds > 0:
+                state.maintenance_due_in(decision.delay_seconds)
+            text = f"{failed_after(duration, error)}; {retrying_in(decision.delay_seconds)}"
+            report("retrying", job, message, attempt, text)
         return
     await run_failed_hook(invocation, mode, error)
     await dead_letter(state, job, message, attempt, type(error).__name__, str(error))
-    report(
-        "dead-lettered",
-        job,
-        message,
-        attempt,
-        duration,
-        f"{describe_error(error)} ({decision.reason})",
-    )
+    text = f"{failed_after(duration, error)}; dead-lettered: {decision.reason}"
+    report("dead-lettered", job, message, attempt, text)
 
 
 def _deadline(job: Job) -> Callable[[], float]:
@@ -205,7 +229,8 @@ async def run_ack_flusher(state: WorkerState) -> None:
         if state.acks:  # the flush failed: they were put back
             failures += 1
             await asyncio.sleep(pause_seconds(failures))
-        else:
+        elif failures:
+            logger.warning("acks work again after %d failures", failures)
             failures = 0
 
 

@@ -14,12 +14,20 @@ import time
 from typing import Any
 
 from asynctasq import retry
+from asynctasq.codec import wire
 from asynctasq.errors import ProcessPoolUnavailableError, TaskNotFoundError, WorkerLostError
 from asynctasq.message import TaskMessage, decode
 from asynctasq.tasks.current import set_running
 from asynctasq.tasks.definition import Invocation
 from asynctasq.worker.execute import execute
-from asynctasq.worker.settle import dead_letter, fail, report, run_failed_hook, succeed
+from asynctasq.worker.settle import (
+    dead_letter,
+    describe_error,
+    fail,
+    report,
+    run_failed_hook,
+    succeed,
+)
 from asynctasq.worker.state import Job, WorkerState
 
 logger = logging.getLogger("asynctasq.worker")
@@ -88,12 +96,7 @@ async def process(state: WorkerState, job: Job) -> None:
     try:
         message = decode(delivery.body)
     except Exception as exc:  # garbage is dead-lettered, never fatal
-        logger.error("undecodable payload on queue %r: %s", delivery.queue, exc)
-        await dead_letter(
-            state, job, None, delivery.delivery_count, "SerializationError",
-            f"undecodable payload: {exc}",
-        )  # fmt: skip
-        report("dead-lettered", job, None, delivery.delivery_count, 0.0, str(exc))
+        await _undecodable(state, job, exc)
         return
     job.message = message
     definition = state.registry.find(message.task_name)
@@ -117,7 +120,9 @@ async def process(state: WorkerState, job: Job) -> None:
         if lost is not None:
             await _lost(state, job, message, attempt - 1, lost.reason, invocation, definition.mode)
             return
+        job.running_since = time.monotonic()  # from here a cancellation uses the attempt
         error = await execute(invocation, definition.mode, message, job, state.threads)
+        job.running_since = None
     duration = time.monotonic() - started
     if error is None:
         succeed(state, job, attempt, duration)
@@ -150,7 +155,34 @@ async def _unknown_task(state: WorkerState, job: Job, message: TaskMessage) -> N
         ", ".join(state.registry.names) or "none",
     )
     await dead_letter(state, job, message, attempt, type(error).__name__, str(error))
-    report("dead-lettered", job, message, attempt, 0.0, str(error))
+    report("dead-lettered", job, message, attempt, f"dead-lettered: {describe_error(error)}")
+
+
+def readable_ids(body: bytes) -> tuple[str, str] | None:
+    """Return the task id and name of an undecodable body when they can still be read.
+
+    A body of the message layout (:mod:`asynctasq.message`: a msgpack array whose items 1
+    and 2 are the id and name) that fails later (another format version, a bad field, an
+    argument this process cannot rebuild) still names its task; garbage gives ``None``.
+    """
+    try:
+        fields = wire.unpack(body, lambda code, data: None)
+    except Exception:  # not msgpack at all
+        return None
+    if type(fields) is list and len(fields) > 2:
+        task_id, name = fields[1], fields[2]
+        if type(task_id) is str and type(name) is str:
+            return task_id, name
+    return None
+
+
+async def _undecodable(state: WorkerState, job: Job, error: Exception) -> None:
+    """Dead-letter a body that is not a task message, raw bytes kept (one log line)."""
+    ids = readable_ids(job.delivery.body)
+    reason = f"undecodable payload: {error}"
+    count = job.delivery.delivery_count
+    await dead_letter(state, job, None, count, "SerializationError", reason, ids=ids)
+    report("dead-lettered", job, None, count, f"dead-lettered: {reason}", ids=ids)
 
 
 async def _lost(
@@ -166,4 +198,4 @@ async def _lost(
     error = WorkerLostError(f"{reason} (worker lost / visibility timeout expired)")
     await run_failed_hook(invocation, mode, error)
     await dead_letter(state, job, message, attempts, type(error).__name__, str(error))
-    report("dead-lettered", job, message, attempts, 0.0, str(error))
+    report("dead-lettered", job, message, attempts, f"dead-lettered: {describe_error(error)}")

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterable
 
 from asynctasq.drivers.protocol import Driver
+from asynctasq.errors import ConfigError
 from asynctasq.tasks.registry import Registry, TaskSource, build_registry
 
 logger = logging.getLogger("asynctasq.worker")
@@ -20,23 +21,42 @@ on the worker's loop; in its own thread it has its own driver and pool)."""
 
 
 def worker_registry(tasks: Registry | Iterable[TaskSource]) -> Registry:
-    """Return ``tasks`` as a registry, warning when it is empty.
+    """Return ``tasks`` as a registry; an empty one is refused.
+
+    A worker without tasks would dead-letter every message it takes, so it does not start.
 
     Args:
         tasks: a :class:`Registry`, or the modules, ``@task`` functions and task classes to
             build one from (see :func:`~asynctasq.tasks.registry.build_registry`).
 
     Raises:
-        ConfigError: two different tasks share a name.
+        ConfigError: no task at all (naming the modules given), or two different tasks
+            share a name.
         TypeError: ``tasks`` is not a registry nor a list of modules, tasks and task classes.
     """
-    registry = tasks if isinstance(tasks, Registry) else build_registry(tasks)
+    if isinstance(tasks, Registry):
+        registry, given = tasks, "the registry given"
+    else:
+        given_object: object = tasks  # a str or one task is refused by build_registry
+        if isinstance(given_object, Iterable) and not isinstance(given_object, str | bytes):
+            tasks = list(tasks)
+        registry = build_registry(tasks)
+        given = _describe(list(tasks))
     if not registry:
-        logger.warning(
-            "no tasks registered: every message will be dead-lettered (pass the modules that "
-            "define your tasks: run_worker(handle, tasks=[myapp.tasks]) or --import myapp.tasks)"
+        raise ConfigError(
+            f"no tasks to run: {given} defines no task, so every message would be "
+            "dead-lettered; pass the modules that define your tasks: "
+            "run_worker(handle, tasks=[myapp.tasks]) or asynctasq worker --import myapp.tasks"
         )
     return registry
+
+
+def _describe(sources: list[TaskSource]) -> str:
+    """Return what was searched for tasks, e.g. ``"modules app.a, app.b"``."""
+    if not sources:
+        return "an empty tasks list"
+    names = [str(getattr(source, "__name__", source)) for source in sources]
+    return f"tasks=[{', '.join(names)}]"
 
 
 def connections_needed(concurrency: int, *, leases_on_loop: bool) -> int:

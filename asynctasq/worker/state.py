@@ -108,6 +108,8 @@ class Job:
         deadline: monotonic estimate of the lease's expiry (renewals push it on).
         message: the decoded message once the slot read it.
         thread: the sync call running for it, if any.
+        running_since: monotonic time its execution began, while it runs (else ``None``):
+            a job cancelled at shutdown then used an attempt.
     """
 
     delivery: Delivery
@@ -115,6 +117,7 @@ class Job:
     deadline: float
     message: TaskMessage | None = None
     thread: ThreadCall | None = None
+    running_since: float | None = None
 
 
 def new_job(delivery: Delivery, now: float) -> Job:
@@ -168,6 +171,8 @@ class WorkerState:
     ack_waiter: asyncio.Future[None] | None = None
     lease_waiter: asyncio.Future[None] | None = None
     lease_wake_at: float = 0.0
+    maintenance_timer: asyncio.TimerHandle | None = None
+    maintenance_waiter: asyncio.Future[None] | None = None
 
     def room(self) -> int:
         """Deliveries the fetch loop may claim now: free slots, within ``max_tasks``."""
@@ -226,6 +231,30 @@ class WorkerState:
             await waiter
         finally:
             timer.cancel()
+
+    async def sleep_until_maintenance_due(self, seconds: float) -> None:
+        """Sleep ``seconds`` in the maintenance loop (less if :meth:`maintenance_due_in` asks)."""
+        loop = asyncio.get_running_loop()
+        self.maintenance_waiter = waiter = loop.create_future()
+        self.maintenance_timer = loop.call_later(seconds, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            self.maintenance_timer.cancel()
+            self.maintenance_timer = self.maintenance_waiter = None
+
+    def maintenance_due_in(self, seconds: float) -> None:
+        """Have the maintenance loop call the driver within ``seconds``, unless it will sooner.
+
+        Called when this worker stores a message delayed by ``seconds``.
+        """
+        timer, waiter = self.maintenance_timer, self.maintenance_waiter
+        if timer is None or waiter is None or waiter.done():
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() + seconds < timer.when():
+            timer.cancel()
+            self.maintenance_timer = loop.call_later(seconds, _resolve, waiter)
 
     def stop_acking(self) -> None:
         """Let the ack loop end once it has acked everything queued."""

@@ -74,8 +74,17 @@ async def test_dispatch_many_sends_everything_in_one_driver_call(
 
 
 async def test_dispatch_many_sends_nothing_when_one_argument_is_bad(handle: Handle) -> None:
-    with pytest.raises(SerializationError):
+    with pytest.raises(SerializationError, match=r"^dispatch_many item 1 \(.*echo\): .*args\[0\]"):
         await dispatch_many([echo(1), echo(object()), echo(3)])
+    assert await enqueued(handle, "default") == []
+
+
+async def test_dispatch_many_names_the_item_above_the_driver_limit(
+    handle: Handle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(await handle.driver(), "max_message_bytes", 200)
+    with pytest.raises(MessageTooLargeError, match=r"^dispatch_many item 2 .*200 bytes"):
+        await dispatch_many([echo(1), echo(2), echo("x" * 500)])
     assert await enqueued(handle, "default") == []
 
 

@@ -7,6 +7,7 @@ import pytest
 from asynctasq.cli.main import main
 
 UNREACHABLE = ("--redis-url", "redis://127.0.0.1:1")  # a connection attempt would exit 1
+TASKS = ("--import", "asynctasq.demo.tasks")  # a module that defines tasks
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -61,9 +62,26 @@ def test_a_bad_environment_variable_is_named_with_exit_code_2(
 def test_an_unreachable_broker_is_a_runtime_error_with_exit_code_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, err = run(capsys, "--max-tasks", "1", *UNREACHABLE)
+    code, err = run(capsys, "--max-tasks", "1", *TASKS, *UNREACHABLE)
     assert code == 1
     assert "redis" in err
+    assert "Traceback" not in err
+
+
+def test_a_worker_without_task_modules_does_not_start(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(capsys, *UNREACHABLE)
+    assert code == 2
+    assert "no task modules given" in err
+    assert "--import myapp.tasks" in err
+    assert "Traceback" not in err
+
+
+def test_modules_without_tasks_are_named_and_the_worker_does_not_start(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, err = run(capsys, "json", "--import", "string", *UNREACHABLE)
+    assert code == 2
+    assert "no tasks found in json, string" in err
     assert "Traceback" not in err
 
 

@@ -54,13 +54,25 @@ async def test_a_task_defined_and_imported_but_not_given_is_dead_lettered(
     assert (stats.succeeded, stats.dead_lettered) == (1, 1)
 
 
-async def test_a_worker_with_no_tasks_warns_that_every_message_will_be_dead_lettered(
-    handle: Handle, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("tasks", "named"),
+    [
+        ([], "an empty tasks list"),
+        ([logging], "tasks=[logging]"),
+        (build_registry([]), "the registry given"),
+    ],
+)
+async def test_a_worker_with_no_task_is_refused_before_connecting(
+    handle: Handle, tasks: Any, named: str
 ) -> None:
-    await greet("dee").dispatch()
-    stats = await work(handle, tasks=[], max_tasks=1)
-    assert "no tasks registered: every message will be dead-lettered" in caplog.text
-    assert stats.dead_lettered == 1
+    def never() -> Any:
+        raise AssertionError("the worker must not connect")
+
+    handle.driver = never  # type: ignore[method-assign]
+    with pytest.raises(ConfigError, match="no tasks to run") as caught:
+        await run_worker(handle, tasks=tasks, queues=["q"], max_tasks=1)
+    assert named in str(caught.value)
+    assert "--import myapp.tasks" in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ async def test_running_tasks_finish_and_nothing_new_starts_after_a_stop_request(
     assert (left.ready, left.in_flight) == (5, 0)
 
 
-async def test_a_task_still_running_after_the_grace_period_goes_back_to_the_queue(
+async def test_a_task_still_running_after_the_grace_period_is_retried_as_its_next_attempt(
     handle: Handle,
 ) -> None:
     attempts: list[int] = []
@@ -78,13 +78,81 @@ async def test_a_task_still_running_after_the_grace_period_goes_back_to_the_queu
     await running.wait()
     shutdown.request()
     stats = await worker
-    assert stats.released == 1
+    assert (stats.retried, stats.released) == (1, 0)
     assert (await sizes(handle)).ready == 1
     await work(handle, tasks=[endless], max_tasks=1)
-    assert attempts == [1, 1]  # the release was not an attempt
+    assert attempts == [1, 2]  # the cancelled execution was an attempt
 
 
-async def test_a_second_request_cancels_running_tasks_and_releases_them_at_once(
+async def test_a_task_longer_than_the_grace_is_dead_lettered_after_its_last_attempt(
+    handle: Handle, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Redeploying while it runs must not restart it at attempt 1 forever.
+    attempts: list[int] = []
+    running = asyncio.Event()
+
+    @task(max_attempts=2)
+    async def too_long() -> None:
+        info = current_task()
+        assert info is not None
+        attempts.append(info.attempt)
+        running.set()
+        await asyncio.sleep(60)
+
+    await too_long().dispatch()
+    for _ in range(2):  # two deploys, each stopping the worker while the task runs
+        running.clear()
+        shutdown = Shutdown()
+        worker = asyncio.get_running_loop().create_task(
+            work(handle, tasks=[too_long], shutdown=shutdown, shutdown_grace_seconds=0)
+        )
+        await running.wait()
+        shutdown.request()
+        stats = await worker
+    assert attempts == [1, 2]
+    assert (stats.retried, stats.dead_lettered, stats.released) == (0, 1, 0)
+    [entry] = await (await memory(handle)).dead_letters("q")
+    assert entry.error_type == "TaskCancelledError"
+    assert entry.error_message.startswith("cancelled at shutdown")
+    assert entry.attempts == 2
+    left = await sizes(handle)
+    assert (left.ready, left.in_flight, left.dead) == (0, 0, 1)
+    assert "attempt 2/2 failed after" in caplog.text
+    assert "dead-lettered: max attempts (2) reached" in caplog.text
+
+
+async def test_deliveries_claimed_but_not_started_are_released_without_using_an_attempt(
+    handle: Handle,
+) -> None:
+    started = asyncio.Event()
+    seen: list[tuple[str, int]] = []
+
+    @task
+    async def hold(label: str) -> None:
+        info = current_task()
+        assert info is not None
+        seen.append((label, info.attempt))
+        started.set()
+        if label == "running" and info.attempt == 1:
+            await asyncio.sleep(60)
+
+    await hold("running").dispatch()
+    shutdown = Shutdown()
+    worker = asyncio.get_running_loop().create_task(
+        work(handle, tasks=[hold], shutdown=shutdown, shutdown_grace_seconds=0, concurrency=2)
+    )
+    await started.wait()
+    await hold("waiting").dispatch()  # claimed into the free slot's buffer, maybe started
+    shutdown.request()
+    shutdown.request()
+    stats = await worker
+    assert stats.retried == 1  # only the one that was running
+    await work(handle, tasks=[hold], max_tasks=2)
+    assert ("running", 2) in seen
+    assert [attempt for label, attempt in seen if label == "waiting"] == [1]
+
+
+async def test_a_second_request_cancels_running_tasks_and_retries_them_at_once(
     handle: Handle,
 ) -> None:
     running = asyncio.Event()
@@ -109,7 +177,7 @@ async def test_a_second_request_cancels_running_tasks_and_releases_them_at_once(
     shutdown.request()
     stats = await worker
     assert cancelled == [True]
-    assert stats.released == 1
+    assert (stats.retried, stats.released) == (1, 0)
     left = await sizes(handle)
     assert (left.ready, left.in_flight) == (1, 0)
 
@@ -140,7 +208,12 @@ async def test_sigterm_stops_the_worker_gracefully(handle: Handle) -> None:
 
 async def test_an_idle_worker_stops_promptly_on_request(handle: Handle) -> None:
     shutdown = Shutdown()
-    worker = asyncio.get_running_loop().create_task(work(handle, tasks=[], shutdown=shutdown))
+
+    @task
+    async def unused() -> None:
+        return None
+
+    worker = asyncio.get_running_loop().create_task(work(handle, tasks=[unused], shutdown=shutdown))
     await asyncio.sleep(0)
     shutdown.request()
     stats = await worker

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
+import msgpack
 import pytest
 
 from asynctasq.drivers.protocol import Outgoing
@@ -14,6 +16,11 @@ from asynctasq.tasks import AsyncTask, TaskConfig, current_task, task
 from tests.unit.worker.conftest import dead, memory, sizes, work
 
 pytestmark = pytest.mark.anyio
+
+
+@task
+async def bystander() -> None:
+    """A task the worker runs, so that it starts; the messages here never reach it."""
 
 
 def message(task_name: str, *, max_attempts: int = 3, vt: float = 60.0) -> TaskMessage:
@@ -61,7 +68,7 @@ async def test_a_message_never_makes_the_worker_import_anything(handle: Handle) 
 
     driver = await memory(handle)
     await driver.enqueue(Outgoing("q", encode(message("this_module_does_not_exist_xyz:run"))))
-    await work(handle, tasks=[], max_tasks=1)
+    await work(handle, tasks=[bystander], max_tasks=1)
     assert "this_module_does_not_exist_xyz" not in sys.modules
     assert [e.error_type for e in await dead(handle)] == ["TaskNotFoundError"]
 
@@ -72,12 +79,41 @@ async def test_an_undecodable_payload_is_dead_lettered_with_the_reason(
 ) -> None:
     driver = await memory(handle)
     await driver.enqueue(Outgoing("q", body))
-    stats = await work(handle, tasks=[], max_tasks=1)
+    stats = await work(handle, tasks=[bystander], max_tasks=1)
     [entry] = await dead(handle)
     assert entry.error_type == "SerializationError"
     assert entry.error_message.startswith("undecodable payload")
     assert entry.body == body
     assert stats.dead_lettered == 1
+
+
+async def test_an_undecodable_payload_is_logged_once_naming_the_task_when_readable(
+    handle: Handle, caplog: pytest.LogCaptureFixture
+) -> None:
+    newer = msgpack.packb([2, "t-from-the-future", "app.tasks:send", [], {}])
+    driver = await memory(handle)
+    await driver.enqueue(Outgoing("q", newer))
+    with caplog.at_level(logging.INFO, logger="asynctasq"):
+        await work(handle, tasks=[bystander], max_tasks=1)
+    [entry] = await dead(handle)
+    assert (entry.task_id, entry.task_name) == ("t-from-the-future", "app.tasks:send")
+    assert "format version 2 is not supported" in entry.error_message
+    [line] = [r for r in caplog.records if "undecodable" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage().startswith("task t-from-the-future app.tasks:send queue=q ")
+    assert "dead-lettered: undecodable payload: cannot decode" in line.getMessage()
+
+
+async def test_garbage_is_logged_once_without_a_task_id(
+    handle: Handle, caplog: pytest.LogCaptureFixture
+) -> None:
+    driver = await memory(handle)
+    await driver.enqueue(Outgoing("q", b"garbage-not-msgpack"))
+    with caplog.at_level(logging.INFO, logger="asynctasq"):
+        await work(handle, tasks=[bystander], max_tasks=1)
+    [line] = [r for r in caplog.records if "undecodable" in r.getMessage()]
+    assert line.getMessage().startswith("task - - queue=q dead-lettered: undecodable payload")
+    assert [e.task_id for e in await dead(handle)] == [""]
 
 
 async def lose_lease_once(handle: Handle) -> None:
