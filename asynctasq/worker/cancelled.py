@@ -19,22 +19,23 @@ the attempt counted by its raised delivery count.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 
-import attrs
-
 from asynctasq import retry
-from asynctasq.drivers.protocol import DeadLetterEntry, Outgoing
 from asynctasq.errors import TaskCancelledError
-from asynctasq.message import TaskMessage, encode
+from asynctasq.message import TaskMessage
 from asynctasq.worker.fetch import release_jobs
 from asynctasq.worker.recovery import log_failure
-from asynctasq.worker.settle import describe_error, failed_after, report, retrying_in
+from asynctasq.worker.settle import (
+    dead_letter_entry,
+    describe_error,
+    failed_after,
+    next_attempt,
+    report,
+    retrying_in,
+)
 from asynctasq.worker.state import Job, WorkerState
-
-logger = logging.getLogger("asynctasq.worker")
 
 REASON = "cancelled at shutdown"
 
@@ -56,37 +57,15 @@ async def _settle(state: WorkerState, job: Job, message: TaskMessage, since: flo
     ran = failed_after(time.monotonic() - since, error)
     try:
         if attempt < message.max_attempts:
-            await state.driver.retry(job.delivery, _next_attempt(message, attempt))
+            await state.driver.retry(job.delivery, next_attempt(message, attempt, 0.0))
             state.retried += 1
             report("retrying", job, message, attempt, f"{ran}; {retrying_in(0)}")
         else:
-            await state.driver.dead_letter(job.delivery, _entry(job, message, attempt, error))
+            entry = dead_letter_entry(job, message, attempt, type(error).__name__, str(error))
+            await state.driver.dead_letter(job.delivery, entry)
             state.dead_lettered += 1
             text = f"{ran}; dead-lettered: max attempts ({message.max_attempts}) reached"
             report("dead-lettered", job, message, attempt, text)
     except Exception as exc:  # the lease expires; the redelivery counts this attempt
         log_failure(f"settling cancelled task {message.task_id} ({describe_error(error)})", exc, 1)
     state.held.discard(job)
-
-
-def _next_attempt(message: TaskMessage, attempt: int) -> Outgoing:
-    following = attrs.evolve(message, attempt=attempt + 1)
-    return Outgoing(
-        queue=message.queue,
-        body=encode(following),
-        visibility_timeout_seconds=message.visibility_timeout_seconds,
-        task_id=message.task_id,
-    )
-
-
-def _entry(job: Job, message: TaskMessage, attempt: int, error: BaseException) -> DeadLetterEntry:
-    return DeadLetterEntry(
-        queue=job.delivery.queue,
-        body=job.delivery.body,
-        task_id=message.task_id,
-        task_name=message.task_name,
-        error_type=type(error).__name__,
-        error_message=str(error),
-        attempts=attempt,
-        failed_at=time.time(),
-    )

@@ -114,8 +114,28 @@ async def dead_letter(
 
     Without a message, ``ids`` (task id, name) fill the entry when they could be read.
     """
+    entry = dead_letter_entry(job, message, attempts, error_type, error_message, ids=ids)
+    what = f"dead-letter of task {entry.task_id or '(undecodable)'}"
+    if await persist(what, lambda: state.driver.dead_letter(job.delivery, entry), _deadline(job)):
+        state.dead_lettered += 1
+    state.held.discard(job)
+
+
+def dead_letter_entry(
+    job: Job,
+    message: TaskMessage | None,
+    attempts: int,
+    error_type: str,
+    error_message: str,
+    *,
+    ids: tuple[str, str] | None = None,
+) -> DeadLetterEntry:
+    """Return the dead-letter entry of ``job``: its raw body, ids, error and attempts used.
+
+    Without a message, ``ids`` (task id, name) fill the entry when they could be read.
+    """
     task_id, name = (message.task_id, message.task_name) if message else ids or ("", "")
-    entry = DeadLetterEntry(
+    return DeadLetterEntry(
         queue=job.delivery.queue,
         body=job.delivery.body,
         task_id=task_id,
@@ -125,10 +145,17 @@ async def dead_letter(
         attempts=attempts,
         failed_at=time.time(),
     )
-    what = f"dead-letter of task {entry.task_id or '(undecodable)'}"
-    if await persist(what, lambda: state.driver.dead_letter(job.delivery, entry), _deadline(job)):
-        state.dead_lettered += 1
-    state.held.discard(job)
+
+
+def next_attempt(message: TaskMessage, attempt: int, delay_seconds: float) -> Outgoing:
+    """Return the message that runs attempt ``attempt + 1``, ``delay_seconds`` from now."""
+    return Outgoing(
+        queue=message.queue,
+        body=encode(attrs.evolve(message, attempt=attempt + 1)),
+        delay_seconds=delay_seconds,
+        visibility_timeout_seconds=message.visibility_timeout_seconds,
+        task_id=message.task_id,
+    )
 
 
 async def run_failed_hook(invocation: Invocation | None, mode: str, error: BaseException) -> None:
@@ -179,14 +206,7 @@ async def fail(
         retry_allowed=allowed,
     )
     if isinstance(decision, retry.Retry):
-        following = attrs.evolve(message, attempt=attempt + 1)
-        outgoing = Outgoing(
-            queue=message.queue,
-            body=encode(following),
-            delay_seconds=decision.delay_seconds,
-            visibility_timeout_seconds=message.visibility_timeout_seconds,
-            task_id=message.task_id,
-        )
+        outgoing = next_attempt(message, attempt, decision.delay_seconds)
         stored = await persist(
             f"retry of task {message.task_id}",
             lambda: state.driver.retry(job.delivery, outgoing),
