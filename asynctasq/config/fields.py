@@ -8,6 +8,7 @@ the docs table row, the validation rule and how the value is masked in output.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, dataclass_transform
 
@@ -52,6 +53,29 @@ def positive() -> Rule:
 def non_empty() -> Rule:
     """Return a rule accepting a string with something other than whitespace in it."""
     return Rule(lambda v: bool(str(v).strip()), "must not be empty")
+
+
+SQL_NAME_MAX = 48
+"""Longest table name accepted: room for the index suffixes within PostgreSQL's 63 bytes."""
+
+_SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def sql_name() -> Rule:
+    """Return a rule accepting a table name: ``name`` or ``schema.name``.
+
+    Letters, digits and underscores, not starting with a digit, at most
+    :data:`SQL_NAME_MAX` characters per part: the drivers quote it and derive index names
+    from it, so nothing else can be spliced into their SQL.
+    """
+    return Rule(
+        lambda v: (
+            _SQL_NAME.fullmatch(v) is not None
+            and all(len(part) <= SQL_NAME_MAX for part in v.split("."))
+        ),
+        "must be a table name: letters, digits and underscores, optionally schema.name, "
+        f"at most {SQL_NAME_MAX} characters each",
+    )
 
 
 @attrs.frozen

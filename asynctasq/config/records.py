@@ -11,13 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from asynctasq.config.fields import at_least, between, non_empty, positive, record, setting
+from asynctasq.config.fields import (
+    at_least,
+    between,
+    non_empty,
+    positive,
+    record,
+    setting,
+    sql_name,
+)
 
 SEED_DRIVERS = ("redis", "postgres", "mysql", "rabbitmq", "sqs")
 """The drivers the seed lists, in its order."""
 
-DRIVERS = (*SEED_DRIVERS, "memory")
-"""Every accepted value of ``driver``: the seed's five plus the in-process ``memory`` driver."""
+DRIVERS = (*SEED_DRIVERS, "sqlite", "memory")
+"""Every accepted value of ``driver``: the seed's five, the embedded ``sqlite`` driver and
+the in-process ``memory`` driver."""
 
 RETRY_STRATEGIES = ("fixed", "exponential")
 
@@ -115,9 +124,9 @@ class PostgresConfig:
         url=True,
         required_for="postgres",
     )
-    queue_table: str = setting(default="task_queue", help="Queue table name.", rules=(non_empty(),))
+    queue_table: str = setting(default="task_queue", help="Queue table name.", rules=(sql_name(),))
     dead_letter_table: str = setting(
-        default="dead_letter_queue", help="Dead-letter table name.", rules=(non_empty(),)
+        default="dead_letter_queue", help="Dead-letter table name.", rules=(sql_name(),)
     )
     min_pool_size: int = setting(
         default=10, help="Minimum connection pool size.", rules=(at_least(1),)
@@ -143,9 +152,9 @@ class MySQLConfig:
         url=True,
         rules=(non_empty(),),
     )
-    queue_table: str = setting(default="task_queue", help="Queue table name.", rules=(non_empty(),))
+    queue_table: str = setting(default="task_queue", help="Queue table name.", rules=(sql_name(),))
     dead_letter_table: str = setting(
-        default="dead_letter_queue", help="Dead-letter table name.", rules=(non_empty(),)
+        default="dead_letter_queue", help="Dead-letter table name.", rules=(sql_name(),)
     )
     min_pool_size: int = setting(
         default=10, help="Minimum connection pool size.", rules=(at_least(1),)
@@ -155,6 +164,27 @@ class MySQLConfig:
     )
     warmup_connections: int = setting(
         default=0, help="Connections opened when the driver starts.", rules=(at_least(0),)
+    )
+
+
+@record
+class SQLiteConfig:
+    """SQLite driver settings (group ``sqlite``). Context: dispatch and worker.
+
+    The embedded driver: one database file shared by every process on one machine (WAL
+    mode), no server. Create its tables first with ``asynctasq migrate --driver sqlite``.
+
+    Source: issue 4 ("SQLite, a sixth driver"); the table names as for PostgreSQL.
+    """
+
+    path: str = setting(
+        default="asynctasq.sqlite3",
+        help="SQLite database file; a relative path is taken from the current directory.",
+        rules=(non_empty(),),
+    )
+    queue_table: str = setting(default="task_queue", help="Queue table name.", rules=(sql_name(),))
+    dead_letter_table: str = setting(
+        default="dead_letter_queue", help="Dead-letter table name.", rules=(sql_name(),)
     )
 
 
@@ -279,6 +309,7 @@ class Config:
     sqs: SQSConfig = setting(factory=SQSConfig, help="AWS SQS driver settings.")
     postgres: PostgresConfig = setting(factory=PostgresConfig, help="PostgreSQL driver settings.")
     mysql: MySQLConfig = setting(factory=MySQLConfig, help="MySQL driver settings.")
+    sqlite: SQLiteConfig = setting(factory=SQLiteConfig, help="SQLite driver settings.")
     rabbitmq: RabbitMQConfig = setting(factory=RabbitMQConfig, help="RabbitMQ driver settings.")
     events: EventsConfig = setting(factory=EventsConfig, help="Event emission settings.")
     task_defaults: TaskDefaultsConfig = setting(
@@ -322,10 +353,11 @@ GROUPS: dict[str, type[Any]] = {
     "sqs": SQSConfig,
     "postgres": PostgresConfig,
     "mysql": MySQLConfig,
+    "sqlite": SQLiteConfig,
     "rabbitmq": RabbitMQConfig,
     "events": EventsConfig,
     "task_defaults": TaskDefaultsConfig,
     "process_pool": ProcessPoolConfig,
     "repository": RepositoryConfig,
 }
-"""Group key -> record class, in the seed's order."""
+"""Group key -> record class, in the seed's order (``sqlite`` after the other SQL drivers)."""

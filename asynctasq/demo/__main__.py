@@ -3,6 +3,9 @@
 What it does, on the broker configured like any asynctasq program (defaults to the local
 Redis; ``.env``, ``ASYNCTASQ_*`` variables and ``--driver``-style flags are honoured):
 
+0. on an SQL driver, creates its tables where missing (as ``asynctasq migrate`` does); on
+   SQLite (``ASYNCTASQ_DRIVER=sqlite``: no server at all) in a file of its temporary
+   directory unless ``ASYNCTASQ_SQLITE_PATH`` names one;
 1. starts ``python -m asynctasq worker --import asynctasq.demo.tasks`` on a fresh queue;
 2. dispatches a quick task, a task delayed by 2 s, one that fails once then succeeds, and
    one that fails every attempt;
@@ -24,12 +27,16 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from asynctasq import init
+from asynctasq.config.records import Config
 from asynctasq.demo.tasks import LEDGER_ENV, doomed, flaky, greet, open_ledger
+from asynctasq.drivers import build_driver
 from asynctasq.drivers.protocol import DeadLetterStore
+from asynctasq.drivers.sql import SQLDriver
 from asynctasq.errors import AsyncTasQError, ConfigError
 from asynctasq.handle import Handle
 
@@ -47,9 +54,11 @@ class Row:
     ok: bool
 
 
-def start_worker(queue: str, ledger: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    queue: str, ledger: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start the worker subprocess on ``queue``; its log goes to this terminal."""
-    env = {**os.environ, LEDGER_ENV: str(ledger)}
+    env = {**os.environ, LEDGER_ENV: str(ledger), **(extra_env or {})}
     command = [
         sys.executable, "-m", "asynctasq", "worker",
         "--import", "asynctasq.demo.tasks", "--queues", queue, "--concurrency", "4",
@@ -128,13 +137,33 @@ def print_report(rows: list[Row], worker_exit: int | None) -> None:
     console.print(f"worker stopped with SIGTERM, exit code {worker_exit}")
 
 
+def sqlite_file(ledger: Path) -> dict[str, str]:
+    """Return ``ASYNCTASQ_SQLITE_PATH`` in the demo's directory, unless one is configured."""
+    if os.environ.get("ASYNCTASQ_SQLITE_PATH", "").strip():
+        return {}
+    return {"ASYNCTASQ_SQLITE_PATH": str(ledger.with_name("queue.sqlite3"))}
+
+
+async def migrate(config: Config) -> None:
+    """Create the SQL driver's tables where missing, saying what was done."""
+    built = build_driver(config)
+    if isinstance(built, SQLDriver):
+        for line in await built.migrate():
+            print(f"demo: {config.driver}: {line}")
+
+
 async def demo(ledger: Path) -> int:
     """Run the demo against the configured broker; return the process exit code."""
     queue = f"demo-{uuid.uuid4().hex[:8]}"
-    async with init({"task_defaults": {"queue": queue}}) as handle:
+    overrides: dict[str, Any] = {"task_defaults": {"queue": queue}}
+    extra_env = sqlite_file(ledger) if Config.get().driver == "sqlite" else {}
+    if extra_env:
+        overrides["sqlite"] = {"path": extra_env["ASYNCTASQ_SQLITE_PATH"]}
+    async with init(overrides) as handle:
+        await migrate(handle.config)
         await handle.driver()  # fail fast, before starting a worker, if the broker is down
         open_ledger(str(ledger)).close()
-        worker = start_worker(queue, ledger)
+        worker = start_worker(queue, ledger, extra_env)
         try:
             sent = time.time()
             ids = {

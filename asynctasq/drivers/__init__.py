@@ -21,13 +21,16 @@ if TYPE_CHECKING:
 BUILDERS: Mapping[str, str] = {
     "redis": "asynctasq.drivers.redis:build",
     "memory": "asynctasq.drivers.memory:build",
+    "postgres": "asynctasq.drivers.postgres:build",
+    "mysql": "asynctasq.drivers.mysql:build",
+    "sqlite": "asynctasq.drivers.sqlite:build",
 }
 """Driver name -> ``"module:function"``; the function takes the ``Config`` and returns a Driver."""
 
-EXTRAS: Mapping[str, str] = {"redis": "redis"}
+EXTRAS: Mapping[str, str] = {"redis": "redis", "postgres": "postgres", "mysql": "mysql"}
 """Driver name -> the ``pip install asynctasq[extra]`` that provides its client library."""
 
-NOT_YET: tuple[str, ...] = ("postgres", "mysql", "rabbitmq", "sqs")
+NOT_YET: tuple[str, ...] = ("rabbitmq", "sqs")
 """Drivers the configuration accepts but this version does not provide."""
 
 

@@ -108,7 +108,12 @@ def test_environment_names_and_flags_are_unique() -> None:
 @pytest.mark.parametrize(
     ("path", "type_text", "default", "choices"),
     [
-        ("driver", "str", "redis", ("redis", "postgres", "mysql", "rabbitmq", "sqs", "memory")),
+        (
+            "driver",
+            "str",
+            "redis",
+            ("redis", "postgres", "mysql", "rabbitmq", "sqs", "sqlite", "memory"),
+        ),
         ("redis.password", "str | None", None, ()),
         ("redis.db", "int", 0, ()),
         ("task_defaults.retry_strategy", "str", "exponential", ("fixed", "exponential")),

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from asynctasq.config.records import Config, RedisConfig
 from asynctasq.drivers import build_driver
 from tests.integration.drivers.brokers import Broker
+from tests.integration.drivers.sql_openers import open_mysql, open_postgres, open_sqlite
 
 
 @contextlib.asynccontextmanager
@@ -49,6 +50,9 @@ OPENERS: dict[
 ] = {
     "memory": open_memory,
     "redis": open_redis,
+    "postgres": open_postgres,
+    "mysql": open_mysql,
+    "sqlite": open_sqlite,
 }
 
 

@@ -72,7 +72,11 @@ def test_publish_refusal_exits_2_without_traceback(tmp_path: Path) -> None:
         ("--redis-db", "-1", "must be between 0 and 15"),
         ("--redis-db", "abc", "--redis-db"),
         ("--redis-db", "1.5", "--redis-db"),
-        ("--driver", "redsi", "must be one of: redis, postgres, mysql, rabbitmq, sqs, memory"),
+        (
+            "--driver",
+            "redsi",
+            "must be one of: redis, postgres, mysql, rabbitmq, sqs, sqlite, memory",
+        ),
         ("--task-defaults-max-attempts", "0", "must be at least 1"),
         ("--task-defaults-retry-delay", "-5", "must be at least 0"),
         ("--redis-delayed-task-interval", "0", "must be greater than 0"),

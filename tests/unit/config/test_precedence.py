@@ -20,7 +20,11 @@ URLS = {
     "sqs.endpoint_url": ["http://localhost:4566", "http://h2:4566", "https://h3"],
     "sqs.queue_url_prefix": ["https://sqs.a/1/", "https://sqs.b/2/", "http://localhost:4566/3/"],
 }
-FEWER = {"postgres.min_pool_size", "mysql.min_pool_size"}  # must stay <= max_pool_size (10)
+FEWER = {  # must stay <= max_pool_size (10), or <= 900 (the SQS delay limit)
+    "postgres.min_pool_size",
+    "mysql.min_pool_size",
+    "sqs.delay_hop_seconds",
+}
 DRIVERS = ["memory", "postgres", "sqs"]  # required settings are checked when a driver is built
 
 
@@ -34,12 +38,14 @@ def sample(leaf: Leaf, n: int) -> Any:
         order = [c for c in leaf.meta.choices if c != leaf.default] + [leaf.default]
         return order[n % len(order)]
     if leaf.type is bool or leaf.type == bool | None:
-        return n % 2 == 0
+        return (n % 2 == 0) != bool(leaf.default)  # the first sample is never the default
     if leaf.type is int or leaf.type == int | None:
         base = leaf.default or 1
         return base - 1 - n if leaf.path in FEWER else base + 1 + n
     if leaf.type is float:
         return leaf.default + 0.5 * (n + 1)
+    if leaf.path.endswith("_table"):
+        return f"value_{n}_{leaf.name}"  # a table name: letters, digits, underscores
     return f"value-{n}-{leaf.name}"
 
 

@@ -27,8 +27,13 @@ def nested(path: str, value: Any) -> dict[str, Any]:
     return {group: {name: value}} if name else {group: value}
 
 
+TABLE_RULE = (
+    "must be a table name: letters, digits and underscores, optionally schema.name, "
+    "at most 48 characters each"
+)
+
 RULES = [
-    ("driver", "kafka", "must be one of: redis, postgres, mysql, rabbitmq, sqs, memory"),
+    ("driver", "kafka", "must be one of: redis, postgres, mysql, rabbitmq, sqs, sqlite, memory"),
     ("redis.db", 16, "must be between 0 and 15"),
     ("redis.db", -1, "must be between 0 and 15"),
     ("redis.max_connections", 0, "must be at least 1"),
@@ -37,12 +42,12 @@ RULES = [
     ("redis.url", "", "must not be empty"),
     ("redis.url", "http://localhost:6379", "must start with one of redis://, rediss://, unix://"),
     ("postgres.dsn", "mysql://u@h/db", "must start with one of postgresql://, postgres://"),
-    ("postgres.queue_table", " ", "must not be empty"),
-    ("postgres.dead_letter_table", "", "must not be empty"),
+    ("postgres.queue_table", " ", TABLE_RULE),
+    ("postgres.dead_letter_table", "a;drop", TABLE_RULE),
     ("postgres.min_pool_size", 0, "must be at least 1"),
     ("postgres.warmup_connections", -2, "must be at least 0"),
     ("mysql.dsn", "postgresql://u@h/db", "must start with one of mysql://"),
-    ("mysql.queue_table", "", "must not be empty"),
+    ("mysql.queue_table", "", TABLE_RULE),
     ("mysql.min_pool_size", 0, "must be at least 1"),
     ("mysql.warmup_connections", -1, "must be at least 0"),
     ("rabbitmq.url", "redis://h", "must start with one of amqp://, amqps://"),

@@ -6,10 +6,11 @@ import sys
 
 import pytest
 
-from asynctasq.config.records import Config, RedisConfig
+from asynctasq.config.records import Config, PostgresConfig, RedisConfig
 from asynctasq.drivers import build_driver
 from asynctasq.drivers.protocol import Outgoing
 from asynctasq.drivers.redis import DEFAULT_MAX_MESSAGE_BYTES, RedisDriver
+from asynctasq.drivers.sql import SQLDriver
 from asynctasq.errors import ConfigError, MessageTooLargeError
 
 pytestmark = pytest.mark.anyio
@@ -24,15 +25,24 @@ def test_an_explicit_name_wins_over_the_config() -> None:
     assert build_driver(Config(driver="redis"), "memory").name == "memory"
 
 
-@pytest.mark.parametrize("name", ["postgres", "mysql", "rabbitmq", "sqs"])
+@pytest.mark.parametrize("name", ["rabbitmq", "sqs"])
 def test_drivers_not_in_this_version_are_a_config_error_naming_them(name: str) -> None:
     with pytest.raises(ConfigError, match=f"driver '{name}' is not available in this version"):
         build_driver(Config(), name)
 
 
+@pytest.mark.parametrize("name", ["postgres", "mysql", "sqlite"])
+def test_the_sql_drivers_build_without_connecting(name: str) -> None:
+    config = Config(postgres=PostgresConfig(dsn="postgresql://u@127.0.0.1:1/db"))
+    driver = build_driver(config, name)
+    assert isinstance(driver, SQLDriver)
+    assert driver.name == name
+
+
 def test_an_unknown_driver_lists_the_available_ones() -> None:
     with pytest.raises(
-        ConfigError, match="unknown driver 'kafka'; available drivers: memory, redis"
+        ConfigError,
+        match="unknown driver 'kafka'; available drivers: memory, mysql, postgres, redis, sqlite",
     ):
         build_driver(Config(), "kafka")
 

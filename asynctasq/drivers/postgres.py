@@ -1,0 +1,253 @@
+"""The PostgreSQL driver: asyncpg (PostgreSQL >= 14) under the shared SQL logic.
+
+Connection glue only; the rules live in :mod:`asynctasq.drivers.sql` and
+``queries/postgres.sql``. Claims use ``FOR UPDATE SKIP LOCKED``; times are the server's
+``now()``. Idle consumers wait on LISTEN/NOTIFY: the migration installs a trigger that
+notifies ``asynctasq:<queue_table>`` with the queue name whenever a row becomes pending,
+and the driver keeps one dedicated listening connection (opened by the first waiting
+``dequeue``, reopened after a loss; meanwhile waiters poll).
+
+Settings (group ``postgres``): ``dsn`` is given to asyncpg as is (asyncpg decodes a
+percent-encoded user, password and database exactly once; FIELD-CASES C29); the pool
+holds ``min_pool_size`` to ``max_pool_size`` connections, and a call that finds all busy
+waits for one (C35); ``open`` also connects ``warmup_connections`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import asyncpg  # type: ignore[import-untyped]
+
+from asynctasq.config.mask import scrub
+from asynctasq.config.records import Config, PostgresConfig
+from asynctasq.drivers.queries import Query, load
+from asynctasq.drivers.sql import SQLDriver
+from asynctasq.drivers.sql_connector import (
+    CHANNEL_MAX,
+    Params,
+    Row,
+    Session,
+    identifiers,
+    migrate_hint,
+)
+from asynctasq.drivers.sql_wakeup import Wakeup
+from asynctasq.errors import DriverError
+
+T = TypeVar("T")
+
+MIN_SERVER_VERSION = 14
+"""The oldest PostgreSQL supported (``CREATE OR REPLACE TRIGGER``). Source: SPEC §5."""
+
+MAX_FIELD_BYTES = 1024**3
+"""PostgreSQL's largest field value (1 GB). Source: postgresql.org/docs/current/limits.html."""
+
+CLOSE_SECONDS = 10.0
+"""How long ``close`` waits for busy connections before terminating them."""
+
+_SCHEMA_ERRORS = ("42P01", "42703", "42883")  # undefined table, column, function
+
+
+def _count(status: str) -> int:
+    """Return the row count of a command tag such as ``"UPDATE 3"`` or ``"INSERT 0 5"``."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+def _arrays(query: Query, rows: Sequence[Params]) -> list[list[Any]]:
+    return [[row[name] for row in rows] for name in query.params]
+
+
+class PostgresSession:
+    """Named queries on one pooled connection (inside a transaction)."""
+
+    def __init__(self, queries: dict[str, Query], connection: Any) -> None:
+        self._queries = queries
+        self._connection = connection
+
+    async def execute(self, name: str, params: Params) -> int:
+        """Run one statement; return its row count."""
+        query = self._queries[name]
+        args = query.positional(params)
+        return _count(await self._connection.execute(query.sql, *args))
+
+    async def execute_many(self, name: str, rows: Sequence[Params]) -> int:
+        """Run the array form of the statement once for all ``rows``; return its row count."""
+        query = self._queries[name]
+        return _count(await self._connection.execute(query.sql, *_arrays(query, rows)))
+
+    async def fetch(self, name: str, params: Params) -> list[Row]:
+        """Run one query; return its rows."""
+        query = self._queries[name]
+        rows: list[Row] = await self._connection.fetch(query.sql, *query.positional(params))
+        return rows
+
+    claim = fetch
+
+
+class PostgresConnector:
+    """The PostgreSQL side of :class:`~asynctasq.drivers.sql.SQLDriver`.
+
+    Args:
+        config: the ``postgres`` group (``dsn`` set: ``build_driver`` checks it).
+
+    """
+
+    name = "postgres"
+    failures: tuple[type[BaseException], ...] = (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        OSError,
+        TimeoutError,
+    )
+    max_message_bytes: int | None = MAX_FIELD_BYTES - 1024 * 1024
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self._config = config
+        self._dsn = config.dsn or ""
+        password = urlsplit(self._dsn).password or ""
+        self._secrets = [password, unquote(password)]
+        self.pool_size: int | None = config.max_pool_size
+        queue, dead = config.queue_table, config.dead_letter_table
+        self.queries = load("postgres", "numeric", identifiers(queue, dead, quote='"'))
+        self.migration_steps = tuple(name for name in self.queries if name.startswith("migrate_"))
+        base, dead_base = queue.rpartition(".")[2], dead.rpartition(".")[2]
+        self.expected_objects: tuple[str, ...] = (
+            f"table {base}",
+            f"index {base}_ready",
+            f"index {base}_leased",
+            f"table {dead_base}",
+            f"index {dead_base}_queue",
+            f"function {base}_notify",
+            f"trigger {base}_notify",
+        )
+        self.channel = f"asynctasq:{queue}"[:CHANNEL_MAX]
+        self._pool: Any = None
+        self._listener: Any = None
+        self._listen_lock = asyncio.Lock()
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {"dsn": self._dsn, "server_settings": {"application_name": "asynctasq"}}
+
+    async def open(self, *, create: bool = False) -> None:
+        """Create the pool (one connection for a migration), check the version, warm up.
+
+        Raises:
+            DriverError: the server is older than PostgreSQL 14.
+            asyncpg.PostgresError, OSError: it cannot be reached or refused the login.
+
+        """
+        if self._pool is not None:
+            return
+        low, high = (1, 1) if create else (self._config.min_pool_size, self._config.max_pool_size)
+        pool = await asyncpg.create_pool(min_size=low, max_size=high, **self._connect_kwargs())
+        try:
+            async with pool.acquire() as connection:
+                version = connection.get_server_version()
+            if version.major < MIN_SERVER_VERSION:
+                raise DriverError(
+                    self.name,
+                    "open",
+                    f"PostgreSQL {version.major}.{version.minor} is too old; "
+                    f"{MIN_SERVER_VERSION} or newer is needed",
+                )
+            if not create:
+                await self._warm_up(pool)
+        except BaseException:
+            pool.terminate()
+            raise
+        self._pool = pool
+
+    async def _warm_up(self, pool: Any) -> None:
+        count = min(self._config.warmup_connections, self._config.max_pool_size)
+        async with contextlib.AsyncExitStack() as stack:
+            await asyncio.gather(*(stack.enter_async_context(pool.acquire()) for _ in range(count)))
+
+    async def close(self) -> None:
+        """Close the listening connection and the pool (idempotent)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(*self.failures):
+                await listener.close(timeout=CLOSE_SECONDS)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), CLOSE_SECONDS)
+            except TimeoutError:
+                pool.terminate()
+
+    def _ready(self) -> Any:
+        if self._pool is None:
+            raise DriverError(self.name, "call", "the driver is not open")
+        return self._pool
+
+    async def execute(self, name: str, params: Params) -> int:
+        """Run one statement on a pooled connection; return its row count."""
+        async with self._ready().acquire() as connection:
+            return await PostgresSession(self.queries, connection).execute(name, params)
+
+    async def execute_many(self, name: str, rows: Sequence[Params]) -> int:
+        """Run the array form of the statement for all ``rows``; return its row count."""
+        async with self._ready().acquire() as connection:
+            return await PostgresSession(self.queries, connection).execute_many(name, rows)
+
+    async def fetch(self, name: str, params: Params) -> list[Row]:
+        """Run one query on a pooled connection; return its rows."""
+        async with self._ready().acquire() as connection:
+            return await PostgresSession(self.queries, connection).fetch(name, params)
+
+    claim = fetch
+
+    async def transaction(self, body: Callable[[Session], Awaitable[T]]) -> T:
+        """Run ``body`` in one transaction on one pooled connection."""
+        async with self._ready().acquire() as connection, connection.transaction():
+            return await body(PostgresSession(self.queries, connection))
+
+    async def listen(self, wakeup: Wakeup) -> None:
+        """Make sure the listening connection is up and feeds ``wakeup``.
+
+        Opened on first use; after it is lost, waiters poll until the next call reopens it.
+        """
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        async with self._listen_lock:
+            if self._listener is not None and not self._listener.is_closed():
+                return
+            wakeup.polling = True
+            connection = await asyncpg.connect(**self._connect_kwargs())
+
+            def notified(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+                wakeup.notify(payload)
+
+            def lost(_connection: Any) -> None:
+                wakeup.polling = True
+                wakeup.notify()
+
+            try:
+                await connection.add_listener(self.channel, notified)
+            except BaseException:
+                await connection.close()
+                raise
+            connection.add_termination_listener(lost)
+            self._listener = connection
+            wakeup.polling = False
+
+    def error(self, operation: str, exc: BaseException) -> DriverError:
+        """Return ``exc`` as a ``DriverError``, the password removed.
+
+        A missing table, column or function adds: run ``asynctasq migrate --driver postgres``.
+        """
+        detail = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
+        if getattr(exc, "sqlstate", None) in _SCHEMA_ERRORS:
+            detail = f"{detail}; {migrate_hint(self.name)}"
+        return DriverError(self.name, operation, detail)
+
+
+def build(config: Config) -> SQLDriver:
+    """Return an unopened PostgreSQL driver for ``config.postgres``."""
+    keep = config.repository.keep_completed_tasks
+    return SQLDriver(PostgresConnector(config.postgres), keep_completed=keep)

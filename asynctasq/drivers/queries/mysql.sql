@@ -1,0 +1,176 @@
+-- MySQL >= 8.0.1 / MariaDB >= 10.6 (aiomysql), InnoDB, READ COMMITTED sessions in UTC.
+-- Times are the server's: NOW(6) plus microseconds. Same statuses and rules as
+-- postgres.sql. MySQL has no UPDATE ... RETURNING: a claim is <name>_select (locking with
+-- FOR UPDATE SKIP LOCKED, in one consistent order) then <name>_update of the picked ids,
+-- in one short transaction. [[ ... ]] is repeated once per row by execute_many.
+
+-- name: lock_schema
+SELECT GET_LOCK(CONCAT('asynctasq:', {queue_table_label}), 60)
+
+-- name: unlock_schema
+SELECT RELEASE_LOCK(CONCAT('asynctasq:', {queue_table_label}))
+
+-- name: schema_objects
+SELECT CONCAT('table ', table_name)
+FROM information_schema.tables
+WHERE table_schema = {schema} AND table_name IN ({queue_table_label}, {dead_letter_table_label})
+
+-- name: migrate_1_queue_table
+CREATE TABLE IF NOT EXISTS {queue_table} (
+    id BIGINT NOT NULL AUTO_INCREMENT,
+    queue_name VARCHAR(255) NOT NULL,
+    task_id VARCHAR(255) NOT NULL DEFAULT '',
+    payload LONGBLOB NOT NULL,
+    status VARCHAR(16) NOT NULL DEFAULT 'pending',
+    available_at DATETIME(6) NOT NULL,
+    locked_until DATETIME(6) NULL,
+    lease_id BIGINT NULL,
+    current_attempt INT NOT NULL DEFAULT 0,
+    max_attempts INT NULL,
+    visibility_timeout_seconds DOUBLE NOT NULL,
+    created_at DATETIME(6) NOT NULL,
+    updated_at DATETIME(6) NOT NULL,
+    completed_at DATETIME(6) NULL,
+    PRIMARY KEY (id),
+    -- serves the claim: ready rows of one queue in (available_at, id) order
+    KEY ready (queue_name, status, available_at, id),
+    -- serves the reclaim of expired leases
+    KEY leased (status, locked_until),
+    CHECK (status IN ('pending', 'leased', 'completed'))
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin
+
+-- name: migrate_2_dead_letter_table
+CREATE TABLE IF NOT EXISTS {dead_letter_table} (
+    id BIGINT NOT NULL AUTO_INCREMENT,
+    queue_name VARCHAR(255) NOT NULL,
+    task_id VARCHAR(255) NOT NULL,
+    task_name VARCHAR(1024) NOT NULL,
+    payload LONGBLOB NOT NULL,
+    error_type VARCHAR(255) NOT NULL,
+    error_message TEXT NOT NULL,
+    attempts INT NOT NULL,
+    visibility_timeout_seconds DOUBLE NOT NULL,
+    failed_at DATETIME(6) NOT NULL,
+    created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (id),
+    KEY queue (queue_name, id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin
+
+-- name: check_queue_table
+SELECT id, queue_name, task_id, payload, status, available_at, locked_until, lease_id,
+    current_attempt, max_attempts, visibility_timeout_seconds, created_at, updated_at,
+    completed_at
+FROM {queue_table} WHERE 1 = 0
+
+-- name: check_dead_letter_table
+SELECT id, queue_name, task_id, task_name, payload, error_type, error_message, attempts,
+    visibility_timeout_seconds, failed_at, created_at
+FROM {dead_letter_table} WHERE 1 = 0
+
+-- name: enqueue
+INSERT INTO {queue_table} (queue_name, task_id, payload, status, available_at,
+    visibility_timeout_seconds, created_at, updated_at)
+VALUES [[(:queue, :task_id, :payload, 'pending',
+    TIMESTAMPADD(MICROSECOND, ROUND(:delay * 1000000), NOW(6)), :visibility_timeout,
+    NOW(6), NOW(6))]]
+
+-- name: claim_select
+SELECT id, payload, current_attempt + 1, visibility_timeout_seconds, available_at
+FROM {queue_table}
+WHERE queue_name = :queue AND status = 'pending' AND available_at <= NOW(6)
+ORDER BY available_at, id
+LIMIT :limit
+FOR UPDATE SKIP LOCKED
+
+-- name: claim_update
+UPDATE {queue_table}
+SET status = 'leased', lease_id = :lease,
+    locked_until = TIMESTAMPADD(MICROSECOND, ROUND(visibility_timeout_seconds * 1000000), NOW(6)),
+    current_attempt = current_attempt + 1, updated_at = NOW(6)
+WHERE id IN :ids
+
+-- name: next_due
+SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), MIN(available_at)) / 1000000
+FROM {queue_table}
+WHERE queue_name IN :queues AND status = 'pending'
+
+-- name: ack
+DELETE FROM {queue_table} WHERE (id, lease_id) IN ([[(:id, :lease)]])
+
+-- name: complete
+UPDATE {queue_table}
+SET status = 'completed', lease_id = NULL, locked_until = NULL,
+    completed_at = NOW(6), updated_at = NOW(6)
+WHERE (id, lease_id) IN ([[(:id, :lease)]])
+
+-- name: release
+UPDATE {queue_table}
+SET status = 'pending', lease_id = NULL, locked_until = NULL,
+    current_attempt = current_attempt - 1, updated_at = NOW(6)
+WHERE (id, lease_id) IN ([[(:id, :lease)]])
+
+-- name: extend
+UPDATE {queue_table}
+SET locked_until = TIMESTAMPADD(MICROSECOND, ROUND(visibility_timeout_seconds * 1000000), NOW(6)),
+    updated_at = NOW(6)
+WHERE (id, lease_id) IN ([[(:id, :lease)]]) AND status = 'leased'
+
+-- name: retry
+UPDATE {queue_table}
+SET queue_name = :queue, task_id = :task_id, payload = :payload, status = 'pending',
+    lease_id = NULL, locked_until = NULL,
+    available_at = TIMESTAMPADD(MICROSECOND, ROUND(:delay * 1000000), NOW(6)),
+    visibility_timeout_seconds = :visibility_timeout, current_attempt = 0, updated_at = NOW(6)
+WHERE id = :id AND lease_id = :lease
+
+-- name: drop_lease
+DELETE FROM {queue_table} WHERE id = :id AND lease_id = :lease
+
+-- name: insert_dead
+INSERT INTO {dead_letter_table} (queue_name, task_id, task_name, payload, error_type,
+    error_message, attempts, visibility_timeout_seconds, failed_at)
+VALUES (:queue, :task_id, :task_name, :payload, :error_type, :error_message, :attempts,
+    :visibility_timeout, FROM_UNIXTIME(:failed_at))
+
+-- name: reclaim_select
+SELECT id
+FROM {queue_table}
+WHERE status = 'leased' AND locked_until <= NOW(6) AND queue_name IN :queues
+ORDER BY id
+FOR UPDATE SKIP LOCKED
+
+-- name: reclaim_update
+UPDATE {queue_table}
+SET status = 'pending', lease_id = NULL, locked_until = NULL, updated_at = NOW(6)
+WHERE id IN :ids
+
+-- name: sizes
+SELECT
+    COALESCE(SUM(status = 'pending' AND available_at <= NOW(6)), 0),
+    COALESCE(SUM(status = 'pending' AND available_at > NOW(6)), 0),
+    COALESCE(SUM(status = 'leased'), 0),
+    (SELECT COUNT(*) FROM {dead_letter_table} WHERE queue_name = :queue)
+FROM {queue_table}
+WHERE queue_name = :queue
+
+-- name: dead_letters
+SELECT id, queue_name, payload, task_id, task_name, error_type, error_message, attempts,
+    UNIX_TIMESTAMP(failed_at), visibility_timeout_seconds
+FROM {dead_letter_table}
+WHERE queue_name = :queue
+ORDER BY id
+LIMIT :limit
+
+-- name: lock_dead_letters
+SELECT id, queue_name, payload, task_id, task_name, error_type, error_message, attempts,
+    UNIX_TIMESTAMP(failed_at), visibility_timeout_seconds
+FROM {dead_letter_table}
+WHERE queue_name = :queue
+ORDER BY id
+FOR UPDATE
+
+-- name: delete_dead
+DELETE FROM {dead_letter_table} WHERE id IN ([[:id]])
+
+-- name: purge_dead
+DELETE FROM {dead_letter_table} WHERE queue_name = :queue

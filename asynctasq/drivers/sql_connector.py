@@ -1,0 +1,149 @@
+"""The seam between the shared SQL logic and one database client.
+
+:class:`~asynctasq.drivers.sql.SQLDriver` states every rule once, as calls to named
+queries (:mod:`asynctasq.drivers.queries`); a :class:`Connector` runs them on its
+client (asyncpg, aiomysql, sqlite3): pooling, transactions, parameter binding, waking
+idle consumers, and translating the client's errors. It holds no queue logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from asynctasq.drivers.sql_wakeup import Wakeup
+from asynctasq.errors import DriverError
+
+T = TypeVar("T")
+
+Params = Mapping[str, Any]
+"""Named parameters of one query: ``{"queue": "default", "limit": 10, ...}``.
+
+A mapping may hold keys its query does not use (each dialect takes what it names)."""
+
+Row = Sequence[Any]
+
+
+class Session(Protocol):
+    """Runs named queries on one connection (inside a transaction, or one statement each)."""
+
+    async def execute(self, name: str, params: Params) -> int:
+        """Run the query; return how many rows it changed."""
+        ...
+
+    async def execute_many(self, name: str, rows: Sequence[Params]) -> int:
+        """Run the query for every row, atomically; return how many rows it changed in all."""
+        ...
+
+    async def fetch(self, name: str, params: Params) -> list[Row]:
+        """Run the query; return its rows."""
+        ...
+
+    async def claim(self, name: str, params: Params) -> list[Row]:
+        """Pick rows no one else holds and change them in one step; return the picked rows.
+
+        One statement where the database has ``UPDATE ... RETURNING``; else (MySQL) the
+        query ``<name>_select`` (``FOR UPDATE SKIP LOCKED``) then ``<name>_update`` with
+        the picked ``ids``, in one transaction.
+        """
+        ...
+
+
+class Connector(Session, Protocol):
+    """One database client behind the shared SQL logic.
+
+    Attributes:
+        name: the driver name, e.g. ``"postgres"``.
+        failures: the client's exception types; :meth:`error` translates them.
+        max_message_bytes: the largest payload the database takes in one statement.
+        pool_size: the most pooled connections, or ``None`` (not pooled).
+        expected_objects: ``"table task_queue"``-style labels of every schema object,
+            in creation order, as the ``schema_objects`` query reports them.
+        migration_steps: names of the ``migrate_*`` queries, in order.
+
+    """
+
+    name: str
+    failures: tuple[type[BaseException], ...]
+    max_message_bytes: int | None
+    pool_size: int | None
+    expected_objects: tuple[str, ...]
+    migration_steps: tuple[str, ...]
+
+    async def open(self, *, create: bool = False) -> None:
+        """Connect; ``create`` lets a migration create what connecting needs (a file)."""
+        ...
+
+    async def close(self) -> None:
+        """Close every connection (idempotent)."""
+        ...
+
+    async def transaction(self, body: Callable[[Session], Awaitable[T]]) -> T:
+        """Run ``body`` in one transaction on one connection and return its result.
+
+        A connector may run ``body`` again after a deadlock (MySQL), so ``body`` only
+        talks to the database.
+        """
+        ...
+
+    async def listen(self, wakeup: Wakeup) -> None:
+        """Make sure server notifications reach ``wakeup`` (no-op without such a channel)."""
+        ...
+
+    def error(self, operation: str, exc: BaseException) -> DriverError:
+        """Return ``exc`` as a ``DriverError``, passwords removed, with a migrate hint if apt."""
+        ...
+
+
+CHANNEL_MAX = 63
+"""PostgreSQL's longest channel name (``NAMEDATALEN - 1`` bytes; ASCII here)."""
+
+
+def literal(text: str) -> str:
+    """Return ``text`` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def identifiers(queue_table: str, dead_letter_table: str, *, quote: str) -> dict[str, str]:
+    """Return the ``{key: text}`` a dialect's queries are filled with.
+
+    For each object (``queue_table``, ``dead_letter_table``, ``ready_index``,
+    ``leased_index``, ``dead_index``, ``notify_function``, ``notify_trigger``) three keys:
+    ``{x}`` the quoted identifier (``schema.name`` parts quoted apart), ``{x_text}`` that
+    as a string literal, ``{x_label}`` the bare name as a string literal. Also
+    ``{channel}`` (the PostgreSQL NOTIFY channel, a literal) and ``{schema}`` (a literal,
+    or ``DATABASE()`` when the table name has no schema).
+
+    Args:
+        queue_table: the configured queue table (``name`` or ``schema.name``, already
+            validated as identifiers).
+        dead_letter_table: the configured dead-letter table.
+        quote: the identifier quote character: ``"`` or a backtick.
+
+    """
+    schema, _, base = queue_table.rpartition(".")
+    dead_base = dead_letter_table.rpartition(".")[2]
+    prefix = f"{schema}." if schema else ""
+    objects = {
+        "queue_table": queue_table,
+        "dead_letter_table": dead_letter_table,
+        "ready_index": f"{base}_ready",
+        "leased_index": f"{base}_leased",
+        "dead_index": f"{dead_base}_queue",
+        "notify_function": f"{prefix}{base}_notify",
+        "notify_trigger": f"{base}_notify",
+    }
+    names: dict[str, str] = {}
+    for key, dotted in objects.items():
+        quoted = ".".join(f"{quote}{part}{quote}" for part in dotted.split("."))
+        names[key] = quoted
+        names[f"{key}_text"] = literal(quoted)
+        names[f"{key}_label"] = literal(dotted.rpartition(".")[2])
+    names["channel"] = literal(f"asynctasq:{queue_table}"[:CHANNEL_MAX])
+    names["schema"] = literal(schema) if schema else "DATABASE()"
+    return names
+
+
+def migrate_hint(driver: str) -> str:
+    """Return the sentence telling the user to create or update the schema."""
+    return f"run `asynctasq migrate --driver {driver}` to create or update the tables"
