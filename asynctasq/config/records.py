@@ -80,10 +80,13 @@ class SQSConfig:
     """AWS SQS driver settings (group ``sqs``). Context: dispatch and worker.
 
     ``region_name`` and ``queue_url_prefix`` are required when ``driver`` is ``sqs``.
-    Credentials fall back to boto's default chain when unset.
+    Credentials fall back to boto's default chain when unset. ``create_queues`` and
+    ``delay_hop_seconds`` are additions of the SQS driver (not in the seed): queue creation
+    on first use, and the hop length for delays over SQS' 900 s ``DelaySeconds`` limit
+    (lower it only to test long-delay handling quickly).
 
     Source: seed "SQS Configuration"; the ``ASYNCTASQ_SQS_REGION`` name and the ``region``
-    alias from SPEC §2.
+    alias from SPEC §2; the 900 s limit from the SQS API reference, "SendMessage".
     """
 
     region_name: str | None = setting(
@@ -106,6 +109,21 @@ class SQSConfig:
     )
     endpoint_url: str | None = setting(
         default=None, help="Custom endpoint URL (LocalStack, moto, testing).", url=True
+    )
+    create_queues: bool = setting(
+        default=True,
+        help=(
+            "Create a queue (and its '<name>_dead' dead-letter queue) on first use when it "
+            "does not exist; false: a missing queue is an error."
+        ),
+    )
+    delay_hop_seconds: int = setting(
+        default=900,
+        help=(
+            "Longest native SQS delay per hop (1-900); longer delays and backoffs are "
+            "re-deferred in hops of at most this many seconds, never firing early."
+        ),
+        rules=(between(1, 900),),
     )
 
 

@@ -24,13 +24,19 @@ BUILDERS: Mapping[str, str] = {
     "postgres": "asynctasq.drivers.postgres:build",
     "mysql": "asynctasq.drivers.mysql:build",
     "sqlite": "asynctasq.drivers.sqlite:build",
+    "sqs": "asynctasq.drivers.sqs:build",
 }
 """Driver name -> ``"module:function"``; the function takes the ``Config`` and returns a Driver."""
 
-EXTRAS: Mapping[str, str] = {"redis": "redis", "postgres": "postgres", "mysql": "mysql"}
+EXTRAS: Mapping[str, str] = {
+    "redis": "redis",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "sqs": "sqs",
+}
 """Driver name -> the ``pip install asynctasq[extra]`` that provides its client library."""
 
-NOT_YET: tuple[str, ...] = ("rabbitmq", "sqs")
+NOT_YET: tuple[str, ...] = ("rabbitmq",)
 """Drivers the configuration accepts but this version does not provide."""
 
 

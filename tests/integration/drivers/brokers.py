@@ -16,6 +16,10 @@ class Broker:
     name: str
     driver: Driver
     queues: list[str] = attrs.field(factory=list)
+    released_to_front: bool = True
+    """Whether ``release`` puts messages back at the front (SQS: re-sent copies go last)."""
+    bulk_messages: int = 2000
+    """Messages of the bulk tests (moto's SQS slows down quadratically with queue length)."""
 
     def queue(self) -> str:
         """Return a new queue name no other test uses."""

@@ -17,6 +17,7 @@ from asynctasq.config.records import Config, RedisConfig
 from asynctasq.drivers import build_driver
 from tests.integration.drivers.brokers import Broker
 from tests.integration.drivers.sql_openers import open_mysql, open_postgres, open_sqlite
+from tests.integration.sqs_server import delete_queues, moto_endpoint, sqs_config
 
 
 @contextlib.asynccontextmanager
@@ -45,11 +46,25 @@ async def open_redis(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
                 await client.delete(*(f"queue:{queue}{suffix}" for suffix in suffixes))
 
 
+@contextlib.asynccontextmanager
+async def open_sqs(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    endpoint = moto_endpoint()
+    driver = build_driver(Config(driver="sqs", sqs=sqs_config(endpoint)))
+    await driver.open()
+    broker = Broker("sqs", driver, released_to_front=False, bulk_messages=200)
+    try:
+        yield broker
+    finally:
+        await driver.close()
+        delete_queues(endpoint, broker.queues)
+
+
 OPENERS: dict[
     str, Callable[[pytest.FixtureRequest], contextlib.AbstractAsyncContextManager[Broker]]
 ] = {
     "memory": open_memory,
     "redis": open_redis,
+    "sqs": open_sqs,
     "postgres": open_postgres,
     "mysql": open_mysql,
     "sqlite": open_sqlite,

@@ -147,10 +147,11 @@ async def test_a_delayed_message_is_never_delivered_early(broker: Broker) -> Non
 async def test_delayed_messages_are_promoted_exactly_once_by_concurrent_maintainers(
     broker: Broker,
 ) -> None:
-    # C05: 4 consumers, each also running maintain(), over 2000 randomly delayed messages.
+    # C05: 4 consumers, each also running maintain(), over 2000 randomly delayed messages
+    # (fewer on moto's SQS, whose every call scans the whole queue).
     q = broker.queue()
     rng = random.Random(5)
-    sent = [b"task-%d" % i for i in range(2000)]
+    sent = [b"task-%d" % i for i in range(broker.bulk_messages)]
     await broker.driver.enqueue_many(
         [out(q, b, delay_seconds=rng.uniform(0.05, 0.3)) for b in sent]
     )
@@ -281,8 +282,10 @@ async def test_release_puts_messages_back_in_front_without_counting_an_attempt(
     held = await broker.driver.dequeue([q], limit=2, wait_seconds=0)
     await broker.driver.release(held)
     assert await broker.driver.sizes(q) == QueueSizes(3, 0, 0, 0)
-    again = await take(broker.driver, [q])
-    assert [(d.body, d.delivery_count) for d in again] == [(b"a", 1), (b"b", 1), (b"c", 1)]
+    again = [(d.body, d.delivery_count) for d in await take(broker.driver, [q])]
+    if not broker.released_to_front:  # SQS: released copies join the back of the queue
+        again.sort()
+    assert again == [(b"a", 1), (b"b", 1), (b"c", 1)]
 
 
 async def test_release_after_a_crash_recovery_keeps_the_raised_count(broker: Broker) -> None:

@@ -1,0 +1,203 @@
+"""The SQS driver's connection: one aioboto3 client per opened driver, queue URLs, errors.
+
+* Client lifetime: ``open()`` enters ``session.client("sqs")`` (an async context manager)
+  in an ``AsyncExitStack``; ``close()`` leaves it. One client (one connection pool of
+  ``pool_size``) serves every call of the driver.
+* Credentials: ``aws_access_key_id`` / ``aws_secret_access_key`` when both are set, else
+  boto's default chain (environment, shared files, instance role). They are never logged:
+  every error text passes through :func:`~asynctasq.config.mask.scrub`.
+* Queue URLs: ``queue_url_prefix + name`` exactly (a prefix such as ``.../123456789012/app-``
+  also works); the dead-letter queue is ``name + "_dead"``.
+* Missing queues: with ``create_queues`` (default true) a call that meets a missing queue
+  creates it, with its dead-letter queue, and is made once more; created queues keep
+  messages 14 days (the SQS maximum). Otherwise the call fails naming the URL.
+* Retries: botocore's "standard" retry mode (4 attempts, backoff with jitter) for throttling
+  and connection errors; what still fails becomes :class:`~asynctasq.errors.DriverError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import aioboto3
+from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+from asynctasq.config.mask import scrub
+from asynctasq.config.records import SQSConfig
+from asynctasq.drivers.sqs_format import MAX_WAIT_SECONDS
+from asynctasq.errors import DriverError
+
+logger = logging.getLogger("asynctasq.drivers.sqs")
+
+DEAD_SUFFIX = "_dead"
+MISSING_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+RETENTION_SECONDS = 14 * 24 * 3600
+"""Retention of queues the driver creates: the SQS maximum. Source: SQS "CreateQueue"."""
+
+FAILURES = (ClientError, BotoCoreError, OSError)
+
+
+def error_code(exc: BaseException) -> str:
+    """Return the SQS error code of a ``ClientError`` (``""`` for other exceptions)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+class SQSConnection:
+    """The client, the queue URLs and error translation of one SQS driver.
+
+    Args:
+        config: the ``sqs`` group.
+        pool_size: the most HTTP connections the client keeps (``max_pool_connections``).
+
+    """
+
+    def __init__(self, config: SQSConfig, *, pool_size: int) -> None:
+        self.prefix = config.queue_url_prefix or ""
+        self.create_queues = config.create_queues
+        self._config = config
+        self._pool_size = pool_size
+        self._secrets = [config.aws_access_key_id or "", config.aws_secret_access_key or ""]
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._client: Any = None
+
+    def url(self, queue: str) -> str:
+        """Return the URL of queue ``queue``."""
+        return self.prefix + queue
+
+    def dead_url(self, queue: str) -> str:
+        """Return the URL of the dead-letter queue of ``queue``."""
+        return self.prefix + queue + DEAD_SUFFIX
+
+    def error(self, operation: str, exc: BaseException) -> DriverError:
+        """Return ``exc`` as a ``DriverError`` for ``operation``, with credentials removed."""
+        detail = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
+        if type(exc).__name__ == "NoCredentialsError":
+            detail += (
+                " (set sqs.aws_access_key_id and sqs.aws_secret_access_key, or configure "
+                "boto's default credential chain)"
+            )
+        return DriverError("sqs", operation, detail)
+
+    async def open(self) -> None:
+        """Create the client and check that the endpoint answers (idempotent).
+
+        Raises:
+            DriverError: the endpoint cannot be reached, or no credentials were found.
+
+        """
+        if self._client is not None:
+            return
+        config = self._config
+        keys: dict[str, str] = {}
+        if config.aws_access_key_id and config.aws_secret_access_key:
+            keys = {
+                "aws_access_key_id": config.aws_access_key_id,
+                "aws_secret_access_key": config.aws_secret_access_key,
+            }
+        session = aioboto3.Session(region_name=config.region_name, **keys)
+        client_config = AioConfig(
+            max_pool_connections=self._pool_size,
+            connect_timeout=10,
+            read_timeout=MAX_WAIT_SECONDS + 20,
+            retries={"mode": "standard", "max_attempts": 4},
+        )
+        stack = contextlib.AsyncExitStack()
+        try:
+            client = await stack.enter_async_context(
+                session.client("sqs", endpoint_url=config.endpoint_url, config=client_config)
+            )
+            await client.list_queues(QueueNamePrefix="asynctasq-probe", MaxResults=1)
+        except ClientError as exc:
+            if error_code(exc) not in {"AccessDenied", "AccessDeniedException"}:
+                await stack.aclose()
+                raise self.error("open", exc) from exc
+        except FAILURES as exc:
+            await stack.aclose()
+            raise self.error("open", exc) from exc
+        self._stack, self._client = stack, client
+
+    async def close(self) -> None:
+        """Close the client and its connections (idempotent)."""
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def client(self) -> Any:
+        """Return the client, opening the connection first if needed."""
+        if self._client is None:
+            await self.open()
+        return self._client
+
+    async def call(
+        self, operation: str, method: str, url: str, *, missing_ok: bool = False, **params: Any
+    ) -> Any:
+        """Call ``client.<method>(QueueUrl=url, **params)``; create a missing queue first.
+
+        Args:
+            operation: the driver operation, for errors (e.g. ``"enqueue"``).
+            method: the client method, e.g. ``"send_message"``.
+            url: the queue URL.
+            missing_ok: return ``None`` for a missing queue instead of creating it.
+            params: the call's other arguments.
+
+        Returns:
+            The response mapping (``None`` for a missing queue with ``missing_ok``).
+
+        Raises:
+            DriverError: the call failed, or the queue is missing and may not be created.
+
+        """
+        client = await self.client()
+        try:
+            try:
+                return await getattr(client, method)(QueueUrl=url, **params)
+            except ClientError as exc:
+                if error_code(exc) not in MISSING_QUEUE_CODES:
+                    raise
+                if missing_ok:
+                    return None
+                await self.create(operation, url)
+            try:
+                return await getattr(client, method)(QueueUrl=url, **params)
+            except ClientError as exc:
+                if error_code(exc) not in MISSING_QUEUE_CODES:
+                    raise
+                raise DriverError(
+                    "sqs",
+                    operation,
+                    f"queue {url!r} still does not exist after it was created: "
+                    f"queue_url_prefix {self.prefix!r} does not match the account and region "
+                    "of the credentials (or the endpoint)",
+                ) from exc
+        except FAILURES as exc:
+            raise self.error(operation, exc) from exc
+
+    async def create(self, operation: str, url: str) -> None:
+        """Create the queue at ``url`` (and its dead-letter queue) if ``create_queues`` allows.
+
+        Raises:
+            DriverError: creating is not allowed, or failed.
+
+        """
+        if not self.create_queues:
+            raise DriverError(
+                "sqs",
+                operation,
+                f"queue {url!r} does not exist; create it (and its '{DEAD_SUFFIX}' "
+                "dead-letter queue) or set ASYNCTASQ_SQS_CREATE_QUEUES=true",
+            )
+        urls = [url]
+        if not url.endswith(DEAD_SUFFIX):
+            urls.append(url + DEAD_SUFFIX)
+        client = await self.client()
+        for target in urls:
+            name = target.rsplit("/", 1)[-1]
+            attributes = {"MessageRetentionPeriod": str(RETENTION_SECONDS)}
+            response = await client.create_queue(QueueName=name, Attributes=attributes)
+            logger.info("created SQS queue %s", response.get("QueueUrl", name))
