@@ -2,7 +2,8 @@
 
 Public API: import from here. Configuration (``init``, ``configured``, ``Config`` and its
 group records), tasks (``task``, the task base classes, ``dispatch_many``), the worker
-(``run_worker``), ``run`` and the errors.
+(``run_worker``), events (``LoggingEventEmitter``, ``RedisEventEmitter``, the event records),
+monitoring (``MonitoringService``), ``run`` and the errors.
 """
 
 from asynctasq.config.records import (
@@ -27,7 +28,10 @@ from asynctasq.errors import (
     TaskNotFoundError,
     TaskTimeoutError,
 )
+from asynctasq.events.emitters import EventEmitter, LoggingEventEmitter, RedisEventEmitter
+from asynctasq.events.records import EventType, TaskEvent, WorkerEvent
 from asynctasq.handle import Handle, configured, current_handle, init
+from asynctasq.monitoring import MonitoringService
 from asynctasq.runner import run
 from asynctasq.tasks import (
     AsyncProcessTask,
@@ -54,15 +58,20 @@ __all__ = [
     "Config",
     "ConfigError",
     "DriverError",
+    "EventEmitter",
+    "EventType",
     "EventsConfig",
     "Handle",
+    "LoggingEventEmitter",
     "MessageTooLargeError",
+    "MonitoringService",
     "MySQLConfig",
     "PendingDispatch",
     "PostgresConfig",
     "ProcessPoolConfig",
     "RabbitMQConfig",
     "RedisConfig",
+    "RedisEventEmitter",
     "Registry",
     "RepositoryConfig",
     "SQSConfig",
@@ -72,9 +81,11 @@ __all__ = [
     "Task",
     "TaskConfig",
     "TaskDefaultsConfig",
+    "TaskEvent",
     "TaskInfo",
     "TaskNotFoundError",
     "TaskTimeoutError",
+    "WorkerEvent",
     "WorkerStats",
     "build_driver",
     "build_registry",

@@ -26,7 +26,9 @@ Event emitters (``init(event_emitters=[...])``): an emitter is any object with a
 ``emit(event)`` method, either a coroutine function (awaited) or a plain function (called);
 ``event`` is a task or worker event record. ``init()`` raises ``TypeError`` naming the
 emitter when it has no callable ``emit``. An emitter that fails never fails a task or a
-dispatch (SPEC §6).
+dispatch (SPEC §6). :meth:`Handle.event_bus` is the running loop's
+:class:`~asynctasq.events.bus.EventBus` over these plus the configured ones
+(:func:`~asynctasq.events.build.build_emitters`); ``aclose()`` delivers what it holds.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from asynctasq.errors import ConfigError
 
 if TYPE_CHECKING:
     from asynctasq.drivers.protocol import Driver
+    from asynctasq.events.bus import EventBus
 
 NOT_INITIALISED = "asynctasq is not initialised: call asynctasq.init() first"
 
@@ -81,6 +84,7 @@ class _Services:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.drivers: dict[str, Driver] = {}
+        self.bus: EventBus | None = None
 
 
 class Handle:
@@ -163,12 +167,33 @@ class Handle:
                 services.drivers[key] = found
         return found
 
+    def event_bus(self) -> EventBus:
+        """Return the running loop's event bus, building it on first use.
+
+        Cheap after the first call; producers check ``bus.wants()`` before building an
+        event. Must be called with a running event loop.
+        """
+        services = self._for_running_loop()
+        bus = services.bus
+        if bus is None:
+            from asynctasq.events.build import build_bus
+
+            bus = services.bus = build_bus(self.config, self.event_emitters)
+        return bus
+
     def has_services(self) -> bool:
         """Return whether any service built through this handle is still open."""
-        return any(s.drivers for loop, s in self._services.items() if not loop.is_closed())
+        return any(
+            s.drivers or s.bus is not None
+            for loop, s in self._services.items()
+            if not loop.is_closed()
+        )
 
     async def aclose(self) -> None:
         """Close every service this handle built on the running loop, newest first.
+
+        The event bus goes first: events still queued are delivered (a few seconds at
+        most), then the emitters built from the configuration are closed.
 
         Every service is closed even when one fails; then the failure is raised (an
         ``ExceptionGroup`` when several failed). The handle stays usable: a later
@@ -178,6 +203,9 @@ class Handle:
         async with services.lock:
             built = list(services.drivers.values())
             services.drivers.clear()
+            bus, services.bus = services.bus, None
+        if bus is not None:
+            await bus.aclose()  # delivers what it holds; never raises
         failures: list[Exception] = []
         for driver in reversed(built):
             try:

@@ -22,6 +22,7 @@ from typing import Any, Final
 import attrs
 
 from asynctasq import codec
+from asynctasq.codec import wire
 from asynctasq.config.records import RETRY_STRATEGIES
 from asynctasq.errors import SerializationError
 
@@ -135,6 +136,30 @@ def decode(body: bytes | bytearray | memoryview) -> TaskMessage:
         float(fields[13]),
         fields[14],
     )
+
+
+def with_attempt(body: bytes | bytearray | memoryview, attempt: int) -> bytes:
+    """Return ``body`` with its ``attempt`` field set to ``attempt``, the rest unchanged.
+
+    The arguments are not rebuilt (extension values are copied as they are), so this works
+    in a process that could not decode them, e.g. ``asynctasq dlq requeue``.
+
+    Raises:
+        SerializationError: ``body`` is not a task message of this format version, or
+            ``attempt`` is below 1.
+    """
+    try:
+        fields = wire.unpack(body, wire.ExtType)
+    except Exception as exc:
+        raise SerializationError(f"cannot decode: {type(exc).__name__}: {exc}") from exc
+    if type(fields) is not list or not fields or fields[0] != FORMAT_VERSION:
+        raise SerializationError("cannot decode: not an asynctasq task message of this version")
+    if len(fields) != len(_LAYOUT) or type(fields[6]) is not int:
+        raise SerializationError(f"cannot decode: task message has {len(fields)} fields")
+    if attempt < 1:
+        raise SerializationError(f"cannot encode: attempt = {attempt!r} is below 1")
+    fields[6] = attempt
+    return wire.packb(fields)
 
 
 _NUMBER = (int, float)

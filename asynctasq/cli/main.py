@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, TextIO
 
-from asynctasq.cli import config_cmd, migrate_cmd, publish, worker_cmd
+from asynctasq.cli import config_cmd, dlq_cmd, migrate_cmd, publish, stats_cmd, worker_cmd
 from asynctasq.cli.command import Command, Parser, UsageError
 from asynctasq.errors import AsyncTasQError, ConfigError
 
 PROG = "asynctasq"
 
-COMMANDS: tuple[Command, ...] = (worker_cmd, migrate_cmd, config_cmd, publish)
+COMMANDS: tuple[Command, ...] = (worker_cmd, migrate_cmd, stats_cmd, dlq_cmd, config_cmd, publish)
 """Every subcommand module, in ``--help`` order."""
 
 EXIT_OK = 0

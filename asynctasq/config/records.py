@@ -235,7 +235,8 @@ class RabbitMQConfig:
 class EventsConfig:
     """Event emission settings (group ``events``). Context: dispatch and worker.
 
-    Source: seed "Events Configuration"; ``enable_all`` from SPEC §2.
+    Source: seed "Events Configuration"; ``enable_all`` from SPEC §2;
+    ``heartbeat_interval`` from issue 6 (worker_heartbeat every that many seconds).
     """
 
     redis_url: str | None = setting(
@@ -250,6 +251,12 @@ class EventsConfig:
         default=False, help="Enable the Redis Pub/Sub event emitter for monitoring."
     )
     enable_all: bool = setting(default=False, help="Enable every optional event emitter.")
+    heartbeat_interval: float = setting(
+        default=10.0,
+        help="Seconds between a worker's heartbeats (worker_heartbeat events, live-worker list).",
+        context="worker",
+        rules=(positive(),),
+    )
 
 
 @record

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from asynctasq.config.records import Config
 from asynctasq.drivers.protocol import Driver, Outgoing
 from asynctasq.errors import ConfigError, MessageTooLargeError, SerializationError
+from asynctasq.events.lifecycle import task_event
+from asynctasq.events.records import EventType
 from asynctasq.handle import current_handle
 from asynctasq.message import TaskMessage, encode
 from asynctasq.tasks.options import settle_options
@@ -78,8 +80,22 @@ def outgoing(message: TaskMessage, driver: Driver, *, delay_seconds: float = 0.0
     )
 
 
-def enqueued(handle: Any, messages: Sequence[TaskMessage]) -> None:
-    """Report messages just stored by the broker (the seam for ``task_enqueued`` events)."""
+def enqueued(
+    handle: Any, messages: Sequence[TaskMessage], delays: Sequence[float] | None = None
+) -> None:
+    """Report messages just stored by the broker: ``task_enqueued`` events, a debug line.
+
+    Args:
+        handle: the handle they were dispatched through (its event bus gets the events).
+        messages: the stored messages.
+        delays: each message's dispatch delay in seconds (default none).
+    """
+    bus = handle.event_bus()
+    if bus.wants():
+        now = time.time()
+        for index, message in enumerate(messages):
+            delay = delays[index] if delays is not None else 0.0
+            bus.publish(task_event(EventType.TASK_ENQUEUED, message, now, delay_seconds=delay))
     if logger.isEnabledFor(logging.DEBUG):
         for message in messages:
             logger.debug(
@@ -103,7 +119,7 @@ async def dispatch(pending: PendingDispatch) -> str:
     message = build_message(pending, handle.config)
     driver = await handle.driver(pending.overrides.driver or pending.task.options.driver)
     await driver.enqueue(outgoing(message, driver, delay_seconds=pending.delay_seconds))
-    enqueued(handle, (message,))
+    enqueued(handle, (message,), (pending.delay_seconds,))
     return message.task_id
 
 
@@ -140,5 +156,5 @@ async def dispatch_many(pendings: Sequence[PendingDispatch]) -> list[str]:
         batches.setdefault(name, []).append(item)
     for name, batch in batches.items():
         await drivers[name].enqueue_many(batch)
-    enqueued(handle, messages)
+    enqueued(handle, messages, [pending.delay_seconds for pending in pendings])
     return [message.task_id for message in messages]

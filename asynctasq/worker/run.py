@@ -52,6 +52,7 @@ from asynctasq.handle import Handle
 from asynctasq.tasks.registry import Registry, TaskSource
 from asynctasq.worker.cancelled import settle_cancelled
 from asynctasq.worker.fetch import release_jobs, run_fetcher
+from asynctasq.worker.heartbeat import announce_offline, announce_online, run_heartbeat
 from asynctasq.worker.lease import run_leases
 from asynctasq.worker.lease_thread import LeaseThread
 from asynctasq.worker.maintain import run_maintenance
@@ -69,6 +70,7 @@ from asynctasq.worker.state import (
     check_settings,
     new_worker_id,
 )
+from asynctasq.worker.telemetry import attach, tasks_cancelled
 from asynctasq.worker.threads import ThreadRunner
 
 logger = logging.getLogger("asynctasq.worker")
@@ -149,6 +151,7 @@ async def run_worker(
         shutdown=shutdown or Shutdown(),
         threads=ThreadRunner(concurrency),
     )
+    attach(state, handle)
     logger.info(
         "worker %s started: driver=%s queues=%s concurrency=%d tasks=%d%s",
         state.worker_id,
@@ -165,9 +168,11 @@ async def run_worker(
     check_pool_size(state.driver, concurrency, leases_on_loop=renewer is None)
     signals = signal_handlers(state.shutdown) if handle_signals else contextlib.nullcontext()
     try:
+        await announce_online(state, handle.config.events.heartbeat_interval)
         with signals:
             await _run(state, handle, renew_on_loop=renewer is None)
     finally:
+        await announce_offline(state)
         if renewer is not None:
             await renewer.stop()
     stats = state.stats()
@@ -185,6 +190,7 @@ async def run_worker(
 async def _run(state: WorkerState, handle: Handle, *, renew_on_loop: bool) -> None:
     acker = _spawn(run_ack_flusher(state))
     background = [_spawn(run_maintenance(state)), _spawn(StallWatch(state).run())]
+    background.append(_spawn(run_heartbeat(state, handle.config.events.heartbeat_interval)))
     if renew_on_loop:
         background.append(_spawn(run_leases(state)))
     aborted: list[Job] = []
@@ -264,6 +270,7 @@ async def _drain(
         slot.cancel()
     if unfinished:
         await asyncio.wait(unfinished)
+    tasks_cancelled(state, aborted, "cancelled at shutdown")
     await settle_cancelled(state, aborted)
 
 

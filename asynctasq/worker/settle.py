@@ -30,6 +30,7 @@ from asynctasq.message import TaskMessage, encode
 from asynctasq.tasks.definition import ASYNC_MODES, Invocation
 from asynctasq.worker.recovery import log_failure, pause_seconds, persist
 from asynctasq.worker.state import Job, WorkerState
+from asynctasq.worker.telemetry import keep_acked, task_completed, task_failed, task_retrying
 
 logger = logging.getLogger("asynctasq.worker")
 task_logger = logging.getLogger("asynctasq.task")
@@ -92,6 +93,7 @@ def retrying_in(delay_seconds: float) -> str:
 def succeed(state: WorkerState, job: Job, attempt: int, duration: float) -> None:
     """Queue ``job`` for the next batched ack and report it."""
     state.queue_ack(job)
+    task_completed(state, job, attempt, duration)
     report("succeeded", job, job.message, attempt, f"succeeded in {duration * 1000.0:.1f} ms")
 
 
@@ -107,6 +109,7 @@ async def dead_letter(
     attempts: int,
     error_type: str,
     error_message: str,
+    duration: float | None = None,
     *,
     ids: tuple[str, str] | None = None,
 ) -> None:
@@ -118,6 +121,7 @@ async def dead_letter(
     what = f"dead-letter of task {entry.task_id or '(undecodable)'}"
     if await persist(what, lambda: state.driver.dead_letter(job.delivery, entry), _deadline(job)):
         state.dead_lettered += 1
+        task_failed(state, entry, message, duration)
     state.held.discard(job)
 
 
@@ -215,13 +219,16 @@ async def fail(
         state.held.discard(job)
         if stored:
             state.retried += 1
+            task_retrying(state, message, attempt, duration, error, decision.delay_seconds)
             if decision.delay_seconds > 0:
                 state.maintenance_due_in(decision.delay_seconds)
             text = f"{failed_after(duration, error)}; {retrying_in(decision.delay_seconds)}"
             report("retrying", job, message, attempt, text)
         return
     await run_failed_hook(invocation, mode, error)
-    await dead_letter(state, job, message, attempt, type(error).__name__, str(error))
+    await dead_letter(
+        state, job, message, attempt, type(error).__name__, str(error), duration=duration
+    )
     text = f"{failed_after(duration, error)}; dead-lettered: {decision.reason}"
     report("dead-lettered", job, message, attempt, text)
 
@@ -277,3 +284,5 @@ async def flush_acks(state: WorkerState) -> None:
     held = state.held
     for job in batch:
         held.discard(job)
+    if state.kept:
+        await keep_acked(state, batch)

@@ -29,6 +29,7 @@ from asynctasq.worker.settle import (
     succeed,
 )
 from asynctasq.worker.state import Job, WorkerState
+from asynctasq.worker.telemetry import task_started
 
 logger = logging.getLogger("asynctasq.worker")
 
@@ -121,6 +122,7 @@ async def process(state: WorkerState, job: Job) -> None:
             await _lost(state, job, message, attempt - 1, lost.reason, invocation, definition.mode)
             return
         job.running_since = time.monotonic()  # from here a cancellation uses the attempt
+        task_started(state, message, attempt)
         error = await execute(invocation, definition.mode, message, job, state.threads)
         job.running_since = None
     duration = time.monotonic() - started

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 
 import attrs
 
-from asynctasq.drivers.protocol import Delivery, Driver
+from asynctasq.drivers.protocol import CompletedTask, Delivery, Driver
 from asynctasq.errors import ConfigError
+from asynctasq.events.bus import EventBus
 from asynctasq.message import TaskMessage
 from asynctasq.tasks.registry import Registry
 from asynctasq.worker.shutdown import Shutdown
@@ -145,6 +146,10 @@ class WorkerState:
         claimed: deliveries claimed so far (for ``max_tasks``).
         fetching: False once the fetch loop has ended.
         acking: False once no more jobs will finish (the ack loop then ends when empty).
+        events: the handle's event bus (``None``: no events).
+        keep_completed: record completed tasks (``repository.keep_completed_tasks``).
+        kept: completed-task records waiting for their job's ack.
+        wall_started_at: when the run started, epoch seconds.
     """
 
     worker_id: str
@@ -171,6 +176,10 @@ class WorkerState:
     ack_waiter: asyncio.Future[None] | None = None
     lease_waiter: asyncio.Future[None] | None = None
     lease_wake_at: float = 0.0
+    events: EventBus | None = None
+    keep_completed: bool = False
+    kept: dict[Job, CompletedTask] = attrs.field(factory=dict)
+    wall_started_at: float = attrs.field(factory=time.time)
     maintenance_timer: asyncio.TimerHandle | None = None
     maintenance_waiter: asyncio.Future[None] | None = None
 

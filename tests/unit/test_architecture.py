@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "asynctasq.handle": 4,
     "asynctasq.tasks": 5,
     "asynctasq.worker": 5,
+    "asynctasq.monitoring": 5,
     "asynctasq.runner": 5,
     "asynctasq.cli": 6,
     "asynctasq.integrations": 6,

@@ -40,6 +40,14 @@ PUBLIC_NAMES = {
     "Registry",
     "build_registry",
     "run",
+    # events and monitoring (SPEC §1, §6; seed "init()")
+    "LoggingEventEmitter",
+    "RedisEventEmitter",
+    "EventEmitter",
+    "EventType",
+    "TaskEvent",
+    "WorkerEvent",
+    "MonitoringService",
     # errors (DESIGN "Errors")
     "AsyncTasQError",
     "ConfigError",

@@ -1,0 +1,195 @@
+"""The event bus: emitters get every event in order; a slow or broken one costs only events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from asynctasq.events.bus import EventBus
+from asynctasq.events.emitters import LoggingEventEmitter
+from asynctasq.events.records import EventType, TaskEvent
+
+pytestmark = pytest.mark.anyio
+
+AT = datetime(2025, 1, 31, tzinfo=UTC)
+
+
+def event(n: int) -> TaskEvent:
+    return TaskEvent(EventType.TASK_STARTED, f"t{n}", "m:f", "q", AT)
+
+
+class AsyncCollector:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.closed = False
+
+    async def emit(self, e: TaskEvent) -> None:
+        self.seen.append(e.task_id)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class SyncCollector:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.threads: set[str] = set()
+
+    def emit(self, e: TaskEvent) -> None:
+        self.seen.append(e.task_id)
+        self.threads.add(threading.current_thread().name)
+
+
+class Batcher:
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def emit(self, e: TaskEvent) -> None:  # never used: emit_many is preferred
+        raise AssertionError("emit_many should be used")
+
+    async def emit_many(self, events: list[TaskEvent]) -> None:
+        self.batches.append([e.task_id for e in events])
+
+
+class Broken:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def emit(self, e: TaskEvent) -> None:
+        self.calls += 1
+        raise RuntimeError("emitter is down")
+
+
+class Stuck:
+    """Blocks on the first event until released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.seen: list[str] = []
+
+    async def emit(self, e: TaskEvent) -> None:
+        self.entered.set()
+        await self.release.wait()
+        self.seen.append(e.task_id)
+
+
+async def test_every_emitter_gets_every_event_in_order_and_close_delivers_the_rest() -> None:
+    coro, plain = AsyncCollector(), SyncCollector()
+    bus = EventBus([coro, plain])
+    for n in range(50):
+        bus.publish(event(n))
+    await bus.aclose()
+    expected = [f"t{n}" for n in range(50)]
+    assert coro.seen == expected
+    assert plain.seen == expected
+    assert threading.current_thread().name not in plain.threads  # plain ones run in a thread
+    assert (bus.dropped, bus.failed) == (0, 0)
+
+
+async def test_emit_many_receives_batches_in_order() -> None:
+    batcher = Batcher()
+    bus = EventBus([batcher])
+    bus.publish_many(event(n) for n in range(5))
+    await bus.aclose()
+    assert [i for batch in batcher.batches for i in batch] == [f"t{n}" for n in range(5)]
+
+
+async def test_a_broken_emitter_loses_its_events_others_get_them_and_it_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken, good = Broken(), AsyncCollector()
+    bus = EventBus([broken, good])
+    with caplog.at_level(logging.WARNING, logger="asynctasq.events"):
+        for n in range(3):
+            bus.publish(event(n))
+        await bus.aclose()
+    assert good.seen == ["t0", "t1", "t2"]
+    assert (broken.calls, bus.failed, bus.dropped) == (3, 3, 0)
+    [warning] = [r for r in caplog.records if "failed on" in r.getMessage()]
+    assert "event emitter Broken failed on" in warning.getMessage()
+    assert "RuntimeError: emitter is down" in warning.getMessage()
+
+
+async def test_a_stuck_emitter_never_blocks_publish_drops_beyond_capacity_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stuck, good = Stuck(), AsyncCollector()
+    bus = EventBus([stuck, good], capacity=5)
+    with caplog.at_level(logging.WARNING, logger="asynctasq.events"):
+        bus.publish(event(0))
+        await stuck.entered.wait()  # holding event 0; its lane is empty again
+        for n in range(1, 21):
+            bus.publish(event(n))  # returns at once every time
+            await asyncio.sleep(0)  # the good emitter's lane keeps up
+        assert bus.dropped == 15
+        stuck.release.set()
+        await bus.aclose()
+    assert stuck.seen == ["t0", "t1", "t2", "t3", "t4", "t5"]
+    assert good.seen == [f"t{n}" for n in range(21)]
+    drops = [r.getMessage() for r in caplog.records if "is behind" in r.getMessage()]
+    assert drops[0].startswith("event emitter Stuck is behind: 1 event(s) dropped")
+    assert "14 event(s) dropped" in drops[-1]  # the rest, reported when the bus closed
+
+
+async def test_close_gives_up_on_a_stuck_emitter_after_its_timeout() -> None:
+    stuck = Stuck()
+    bus = EventBus([stuck])
+    bus.publish(event(0))
+    bus.publish(event(1))
+    await stuck.entered.wait()
+    await bus.aclose(timeout_seconds=0.01)
+    assert bus.dropped == 2  # t0 cancelled mid-emit, t1 never delivered
+
+
+async def test_wants_is_false_while_only_a_silent_logging_emitter_listens(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = EventBus([LoggingEventEmitter()])
+    with caplog.at_level(logging.INFO, logger="asynctasq.events"):
+        assert not bus.wants()
+        bus.publish(event(0))  # dropped by the gate, no lane task started
+        assert bus._lanes[0].task is None
+    with caplog.at_level(logging.DEBUG, logger="asynctasq.events"):
+        assert bus.wants()
+        bus.publish(event(1))
+        await bus.aclose()
+    assert [r.getMessage() for r in caplog.records] == [
+        "task_started task=t1 name=m:f queue=q attempt=1/?"
+    ]
+
+
+async def test_any_emitter_without_enabled_makes_the_bus_want_events() -> None:
+    bus = EventBus([LoggingEventEmitter(level=5), AsyncCollector()])
+    assert bus.wants()
+    await bus.aclose()
+
+
+async def test_close_closes_only_owned_emitters() -> None:
+    owned, users = AsyncCollector(), AsyncCollector()
+    bus = EventBus([owned, users], owned=[owned])
+    await bus.aclose()
+    assert (owned.closed, users.closed) == (True, False)
+
+
+async def test_a_failing_close_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    class BadClose:
+        def emit(self, e: Any) -> None: ...
+
+        def close(self) -> None:
+            raise OSError("gone")
+
+    bad = BadClose()
+    await EventBus([bad], owned=[bad]).aclose()
+    assert "closing event emitter BadClose failed" in caplog.text
+
+
+def test_publishing_without_a_running_loop_drops_and_counts() -> None:
+    bus = EventBus([AsyncCollector()])
+    bus.publish(event(0))
+    assert bus.dropped == 1
