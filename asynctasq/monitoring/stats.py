@@ -134,7 +134,7 @@ async def snapshot(
     names = list(queues) if queues is not None else await _discover(handle, opened, workers, notes)
     stats = [await queue_stats(opened, name) for name in names]
     if not isinstance(opened, CompletedStore):
-        notes.append(f"the {opened.name} driver does not keep completed tasks")
+        notes.append(f"the {opened.name} driver does not report kept completed tasks")
     return Snapshot(
         driver=opened.name,
         taken_at=time.time(),
@@ -174,5 +174,8 @@ async def completed_tasks(
     """
     opened = await (handle or current_handle()).driver(driver)
     if not isinstance(opened, CompletedStore):
-        raise ConfigError(f"the {opened.name} driver does not keep completed tasks")
+        raise ConfigError(
+            f"the {opened.name} driver does not report kept completed tasks "
+            "(it is not a CompletedStore)"
+        )
     return await opened.completed_tasks(queue, limit=limit)

@@ -36,14 +36,16 @@ logger = logging.getLogger("asynctasq.worker")
 def attach(state: WorkerState, handle: Handle) -> None:
     """Give ``state`` the handle's event bus and the ``keep_completed_tasks`` setting.
 
-    A driver that cannot keep completed tasks gets a warning, once, and none are kept.
+    When ``repository.keep_completed_tasks`` is on but the driver is not a
+    ``CompletedStore``, a warning says so, once, and the worker hands it no history (a
+    driver may still keep completed tasks by itself, as the SQL drivers' tables do).
     """
     state.events = handle.event_bus()
     keep = handle.config.repository.keep_completed_tasks
     if keep and not isinstance(state.driver, CompletedStore):
         logger.warning(
-            "repository.keep_completed_tasks is on, but the %s driver cannot keep completed "
-            "tasks; they are removed as usual",
+            "repository.keep_completed_tasks is on, but the %s driver does not take "
+            "completed-task records (it is not a CompletedStore); the worker records none",
             state.driver.name,
         )
         keep = False

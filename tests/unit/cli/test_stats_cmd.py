@@ -76,7 +76,7 @@ def test_the_plain_table_shows_workers_notes_and_heartbeat_age(
                 7,
             ),
         ),
-        notes=("the redis driver does not keep completed tasks",),
+        notes=("the sqs driver does not report kept completed tasks",),
     )
     text = render(found, terminal=False)
     assert all(line == line.rstrip() for line in text.splitlines())

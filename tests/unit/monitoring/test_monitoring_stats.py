@@ -133,7 +133,7 @@ async def test_a_driver_without_the_optional_protocols_degrades_with_notes(
         "the minimal driver does not record live workers",
         "the minimal driver cannot list its queues: showing the default queue and those "
         "live workers serve; name others with queues=[...] (--queues)",
-        "the minimal driver does not keep completed tasks",
+        "the minimal driver does not report kept completed tasks",
     )
 
 
@@ -141,5 +141,5 @@ async def test_a_driver_without_the_optional_protocols_degrades_with_notes(
 async def test_completed_tasks_of_a_driver_that_keeps_none_is_a_clear_error(
     handle: Handle,
 ) -> None:
-    with pytest.raises(ConfigError, match="the minimal driver does not keep completed tasks"):
+    with pytest.raises(ConfigError, match="the minimal driver does not report kept completed"):
         await completed_tasks(handle, "q")
