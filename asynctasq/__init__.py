@@ -48,6 +48,7 @@ from asynctasq.tasks import (
     dispatch_many,
     task,
 )
+from asynctasq.tasks.infrastructure.process_pool_manager import ProcessPoolManager
 from asynctasq.worker.run import run_worker
 from asynctasq.worker.state import WorkerStats
 
@@ -69,6 +70,7 @@ __all__ = [
     "PendingDispatch",
     "PostgresConfig",
     "ProcessPoolConfig",
+    "ProcessPoolManager",
     "RabbitMQConfig",
     "RedisConfig",
     "RedisEventEmitter",

@@ -11,7 +11,8 @@ The tree::
      ├── TaskTimeoutError     a task ran past its ``timeout``
      ├── TaskCancelledError   a running task was cancelled because its worker stopped
      ├── WorkerLostError      a task's last attempt ended with its worker (lease expired)
-     └── ProcessPoolUnavailableError  a process-pool task reached a worker without a pool
+     ├── ProcessPoolUnavailableError  a process-pool task reached a worker without a pool
+     └── PoolProcessDiedError a pool process died while running a task (crash, signal, OOM)
 
     UserWarning
      └── UnknownSettingWarning  an ``ASYNCTASQ_*`` variable names no setting, or a ``.env``
@@ -116,6 +117,10 @@ class WorkerLostError(AsyncTasQError):
 
 class ProcessPoolUnavailableError(AsyncTasQError):
     """Process-pool tasks (process=True, AsyncProcessTask, SyncProcessTask) cannot run here."""
+
+
+class PoolProcessDiedError(AsyncTasQError):
+    """The pool process running the task died before it returned (crash, signal, out of memory)."""
 
 
 class UnknownSettingWarning(UserWarning):

@@ -95,6 +95,10 @@ class Handle:
         provenance: ``{dotted leaf path: source text}`` for every setting.
         event_emitters: the extra emitters given to ``init()``.
         tortoise_config: Tortoise ORM configuration (``config.tortoise_orm``), or ``None``.
+        process_pool_manager: the ``ProcessPoolManager`` a worker on this handle uses for
+            process-pool tasks, set by ``set_default_manager()``; ``None`` (the default,
+            also for a ``configured()`` block's handle): the worker builds one from
+            ``config.process_pool``.
 
     Services belong to the event loop that built them: ``driver()`` called under another
     running loop builds that loop's own driver, and a loop's services are dropped when the
@@ -115,6 +119,7 @@ class Handle:
         self.provenance: Mapping[str, str] = dict(provenance or {})
         self.event_emitters: tuple[Any, ...] = checked_emitters(event_emitters)
         self.tortoise_config: dict[str, Any] | None = config.tortoise_orm
+        self.process_pool_manager: Any = None
         self._explicit = explicit if explicit is not None else sources.overrides(config)
         self._env_file = env_file
         self._services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Services] = (

@@ -82,6 +82,7 @@ class BaseTask:
         if abstract:
             return
         named, import_error = task_name(cls.__module__, cls.__qualname__)
+        module = "" if import_error else named.partition(":")[0]
         if name is not None:
             named, import_error = name, ""
         cls.definition = TaskDefinition(
@@ -90,6 +91,8 @@ class BaseTask:
             options=build_options(dict(cls.config), f"config of task class {named!r}"),
             invoke=cls._invoke,
             import_error=import_error,
+            module=module,
+            qualname=cls.__qualname__,
         )
 
     @classmethod
@@ -194,13 +197,33 @@ class SyncTask(BaseTask, abstract=True):
 
 
 class AsyncProcessTask(AsyncTask, abstract=True):
-    """An async task for the process pool (mode ``async_process``; the pool comes later)."""
+    """An async task whose ``async def execute()`` runs in a pool process (``async_process``).
+
+    For CPU-bound work that also awaits: the body runs on an event loop in a pool process,
+    so the worker's own loop stays free. With a :class:`ProcessPoolManager` initialised
+    (``await manager.initialize()``) each pool process keeps one warm loop for all its
+    tasks; otherwise a loop is made per task and a warning is logged once per process.
+    The instance is rebuilt in the pool process from its arguments; ``failed()`` and
+    ``should_retry()`` run in the worker process. Define the class at the top level of an
+    importable module.
+
+    Source: seed "Warm Event Loops for AsyncProcessTask"; SPEC §3, §8.
+    """
 
     mode: ClassVar[Mode] = "async_process"
 
 
 class SyncProcessTask(SyncTask, abstract=True):
-    """A sync task for the process pool (mode ``sync_process``; the pool comes later)."""
+    """A sync task whose ``def execute()`` runs in a pool process (mode ``sync_process``).
+
+    For CPU-bound work: it runs outside the worker process, so it neither holds the GIL
+    of the worker nor blocks its loop, and a timeout stops it (its process is killed).
+    Arguments, the result and exceptions cross the process boundary by pickle. ``failed()``
+    and ``should_retry()`` run in the worker process. Define the class at the top level of
+    an importable module.
+
+    Source: seed "Process Pool Configuration"; SPEC §3, §8.
+    """
 
     mode: ClassVar[Mode] = "sync_process"
 

@@ -21,8 +21,10 @@ Decorating registers nothing anywhere: the task carries its
 worker runs it when it is given the task or its module
 (``run_worker(handle, tasks=[myapp.tasks])``, ``asynctasq worker --import myapp.tasks``).
 
-``process=True`` selects the process-pool modes (``"async_process"``/``"sync_process"``),
-run by the pool a later release adds.
+``process=True`` selects the process-pool modes (``"async_process"``/``"sync_process"``):
+the worker runs the body in a pool process (see
+:mod:`asynctasq.tasks.infrastructure.process_pool_manager`). Such a task must be defined at
+the top level of an importable module: pool processes import it by module name.
 
 Source: SPEC §3.
 """
@@ -98,6 +100,7 @@ def _make(function: Callable[P, R], name: str | None, process: bool, **options: 
             "class tasks)"
         )
     named, import_error = task_name(function.__module__, function.__qualname__)
+    module = "" if import_error else named.partition(":")[0]
     if name is not None:
         named, import_error = name, ""
     given = {key: value for key, value in options.items() if value is not None}
@@ -107,6 +110,8 @@ def _make(function: Callable[P, R], name: str | None, process: bool, **options: 
         options=build_options(given, f"@task(...) on {named!r}"),
         invoke=functools.partial(_invoke, function),
         import_error=import_error,
+        module=module,
+        qualname=function.__qualname__,
     )
     return Task(function, definition)
 

@@ -16,10 +16,13 @@ import attrs
 from asynctasq.tasks.options import TaskOptions
 
 Mode = Literal["async", "sync", "async_process", "sync_process"]
-"""How a task runs: on the worker's loop, in a thread, or in the process pool (later)."""
+"""How a task runs: on the worker's loop, in a thread, or in the process pool."""
 
 ASYNC_MODES: frozenset[str] = frozenset({"async", "async_process"})
 """Modes whose ``execute()`` (and ``failed()``) return an awaitable."""
+
+PROCESS_MODES: frozenset[str] = frozenset({"async_process", "sync_process"})
+"""Modes whose body runs in a pool process (``process=True``, the ``*ProcessTask`` bases)."""
 
 
 class Invocation(Protocol):
@@ -47,6 +50,10 @@ class TaskDefinition:
         invoke: ``invoke(args, kwargs)`` binds arguments and returns an :class:`Invocation`.
         import_error: why a worker could not import this task's module (a task defined in a
             ``__main__`` that has no importable name), or ``""``; dispatch refuses it.
+        module: the importable name of the module defining the task (``__main__`` replaced
+            as in ``name``), or ``""`` when it has none; pool processes import it by name.
+        qualname: the function's or class's ``__qualname__`` (``<locals>`` in it means the
+            task was defined inside a function, where a pool process cannot find it).
     """
 
     name: str
@@ -54,6 +61,8 @@ class TaskDefinition:
     options: TaskOptions
     invoke: Callable[[tuple[Any, ...], Mapping[str, Any]], Invocation] = attrs.field(eq=False)
     import_error: str = ""
+    module: str = ""
+    qualname: str = ""
 
 
 class FunctionCall:

@@ -8,9 +8,12 @@ No broker calls here. Modes (SPEC §3):
 * ``sync``: run in a worker thread (:mod:`asynctasq.worker.threads`). At the timeout the run
   is reported as failed with ``TaskTimeoutError`` while the thread finishes on its own; the
   slot waits for that thread before its next task, so threads stay bounded (C16.1).
-* ``async_process`` / ``sync_process``: the process pool is not part of this version; such
-  a task fails with :class:`~asynctasq.errors.ProcessPoolUnavailableError` and is
-  dead-lettered at once.
+* ``async_process`` / ``sync_process``: run in a pool process (:mod:`asynctasq.worker.pool`,
+  :mod:`asynctasq.tasks.infrastructure.process_pool_manager`). At the timeout the pool
+  process is killed and the run fails with ``TaskTimeoutError``; a pool process that dies
+  fails the run with ``PoolProcessDiedError``; both are retried like any failure. A task
+  no pool can run fails with :class:`~asynctasq.errors.ProcessPoolUnavailableError` and
+  is dead-lettered at once.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from asynctasq.errors import ProcessPoolUnavailableError, TaskTimeoutError
+from asynctasq.errors import AsyncTasQError, ProcessPoolUnavailableError, TaskTimeoutError
 from asynctasq.message import TaskMessage
+from asynctasq.tasks.current import current_task
 from asynctasq.tasks.definition import Invocation
+from asynctasq.tasks.infrastructure.frames import Failed, Run
+from asynctasq.worker.pool import WorkerPool
 from asynctasq.worker.state import Job
 from asynctasq.worker.threads import ThreadRunner
 
@@ -84,12 +90,46 @@ async def run_sync(
     return None
 
 
+async def run_process(pool: WorkerPool | None, message: TaskMessage) -> BaseException | None:
+    """Run a process-pool task's body in a pool process; return its error or ``None``.
+
+    The pool process receives the message (name, arguments, ids) and the attempt number;
+    the task's timeout counts from when it got them, and past it the process is killed.
+    ``asyncio.CancelledError`` (a worker abort) kills the process and propagates.
+    """
+    reason = "" if pool is None else pool.unpoolable.get(message.task_name, "")
+    if pool is None or pool.manager is None or reason:
+        return ProcessPoolUnavailableError(
+            reason or f"task {message.task_name!r} needs the process pool, which this worker lacks"
+        )
+    info = current_task()
+    frame = Run(
+        message=message,
+        attempt=info.attempt if info is not None else message.attempt,
+        worker_id=info.worker_id if info is not None else "",
+    )
+    try:
+        reply = await pool.manager.run(frame, message.timeout_seconds)
+    except TimeoutError as exc:  # args[0]: seconds it ran in its pool process
+        ran = exc.args[0] if exc.args else message.timeout_seconds or 0.0
+        return TaskTimeoutError(f"{timeout_error(message, ran)}; its pool process was killed")
+    except AsyncTasQError as exc:  # died, arguments not picklable, no process available
+        return exc
+    return reply.error if isinstance(reply, Failed) else None
+
+
 async def execute(
-    invocation: Invocation, mode: str, message: TaskMessage, job: Job, threads: ThreadRunner
+    invocation: Invocation,
+    mode: str,
+    message: TaskMessage,
+    job: Job,
+    threads: ThreadRunner,
+    pool: WorkerPool | None = None,
 ) -> BaseException | None:
     """Run one execution of ``message`` in ``mode``; return its error, or ``None`` on success.
 
     ``mode`` is the registered task's own (the worker trusts its registry, not the message).
+    ``pool`` runs the process-pool modes (``None``: the worker has none).
 
     ``asyncio.CancelledError`` (a worker abort) propagates; every other exception of the
     body, and a timeout (as ``TaskTimeoutError``), is returned.
@@ -98,7 +138,4 @@ async def execute(
         return await run_async(invocation, message)
     if mode == "sync":
         return await run_sync(invocation, message, job, threads)
-    return ProcessPoolUnavailableError(
-        f"task {message.task_name!r} has mode {mode!r}: process-pool tasks are not supported "
-        "by this version of the worker"
-    )
+    return await run_process(pool, message)

@@ -26,6 +26,8 @@ The pieces, each a plain coroutine over one :class:`WorkerState`:
 * :func:`~asynctasq.worker.maintain.run_maintenance` promotes delayed and recovers expired
   deliveries every driver interval;
 * :class:`~asynctasq.worker.stall.StallWatch` reports a blocked event loop.
+* :func:`~asynctasq.worker.pool.open_worker_pool` starts the process pool when some
+  task runs in it (``process=True``, ``AsyncProcessTask``, ``SyncProcessTask``).
 
 Stopping (SPEC §4, FIELD-CASES C18): on the first stop request fetching stops, buffered
 deliveries are released at once (not an attempt), running tasks get
@@ -56,6 +58,7 @@ from asynctasq.worker.heartbeat import announce_offline, announce_online, run_he
 from asynctasq.worker.lease import run_leases
 from asynctasq.worker.lease_thread import LeaseThread
 from asynctasq.worker.maintain import run_maintenance
+from asynctasq.worker.pool import close_worker_pool, open_worker_pool
 from asynctasq.worker.settle import flush_acks, run_ack_flusher
 from asynctasq.worker.shutdown import Shutdown, signal_handlers
 from asynctasq.worker.slot import run_slot
@@ -168,11 +171,13 @@ async def run_worker(
     check_pool_size(state.driver, concurrency, leases_on_loop=renewer is None)
     signals = signal_handlers(state.shutdown) if handle_signals else contextlib.nullcontext()
     try:
+        state.process_pool = await open_worker_pool(handle, registry)
         await announce_online(state, handle.config.events.heartbeat_interval)
         with signals:
             await _run(state, handle, renew_on_loop=renewer is None)
     finally:
         await announce_offline(state)
+        await close_worker_pool(state.process_pool)
         if renewer is not None:
             await renewer.stop()
     stats = state.stats()

@@ -123,7 +123,9 @@ async def process(state: WorkerState, job: Job) -> None:
             return
         job.running_since = time.monotonic()  # from here a cancellation uses the attempt
         task_started(state, message, attempt)
-        error = await execute(invocation, definition.mode, message, job, state.threads)
+        error = await execute(
+            invocation, definition.mode, message, job, state.threads, state.process_pool
+        )
         job.running_since = None
     duration = time.monotonic() - started
     if error is None:

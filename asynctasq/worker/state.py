@@ -21,6 +21,7 @@ from asynctasq.errors import ConfigError
 from asynctasq.events.bus import EventBus
 from asynctasq.message import TaskMessage
 from asynctasq.tasks.registry import Registry
+from asynctasq.worker.pool import WorkerPool
 from asynctasq.worker.shutdown import Shutdown
 from asynctasq.worker.threads import ThreadCall, ThreadRunner
 
@@ -138,6 +139,7 @@ class WorkerState:
         driver: the opened driver.
         shutdown: the stop switch.
         threads: the sync-task threads.
+        process_pool: the pool for process-pool tasks, or ``None`` when none is needed.
         buffer: claimed deliveries no slot has started yet.
         held: every job whose lease this worker holds (buffered, running, awaiting ack).
         running: jobs a slot is executing, for the stall report.
@@ -158,6 +160,7 @@ class WorkerState:
     driver: Driver
     shutdown: Shutdown
     threads: ThreadRunner
+    process_pool: WorkerPool | None = None
     buffer: deque[Job] = attrs.field(factory=deque)
     held: set[Job] = attrs.field(factory=set)
     running: set[Job] = attrs.field(factory=set)

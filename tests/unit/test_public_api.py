@@ -28,6 +28,7 @@ PUBLIC_NAMES = {
     "SyncTask",
     "AsyncProcessTask",
     "SyncProcessTask",
+    "ProcessPoolManager",
     "TaskConfig",
     "PendingDispatch",
     "dispatch_many",

@@ -184,7 +184,9 @@ async def test_arguments_that_do_not_fit_the_task_fail_like_an_error_in_it(
     assert [e.error_type for e in await dead(handle)] == ["TypeError"]
 
 
-async def test_a_process_pool_task_is_dead_lettered_with_a_clear_reason(handle: Handle) -> None:
+async def test_a_process_pool_task_defined_in_a_function_is_dead_lettered_with_the_fix(
+    handle: Handle,
+) -> None:
     @task(process=True, max_attempts=3)
     def cpu_bound() -> None:
         return None
@@ -193,5 +195,6 @@ async def test_a_process_pool_task_is_dead_lettered_with_a_clear_reason(handle: 
     stats = await work(handle, tasks=[cpu_bound], max_tasks=1)
     [entry] = await dead(handle)
     assert entry.error_type == "ProcessPoolUnavailableError"
-    assert "process-pool" in entry.error_message
+    assert "defined inside a function" in entry.error_message
+    assert "define it at the top level of module" in entry.error_message
     assert stats.retried == 0
