@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 BUILDERS: Mapping[str, str] = {
     "redis": "asynctasq.drivers.redis:build",
     "memory": "asynctasq.drivers.memory:build",
+    "rabbitmq": "asynctasq.drivers.rabbitmq:build",
     "postgres": "asynctasq.drivers.postgres:build",
     "mysql": "asynctasq.drivers.mysql:build",
     "sqlite": "asynctasq.drivers.sqlite:build",
@@ -30,13 +31,14 @@ BUILDERS: Mapping[str, str] = {
 
 EXTRAS: Mapping[str, str] = {
     "redis": "redis",
+    "rabbitmq": "rabbitmq",
+    "sqs": "sqs",
     "postgres": "postgres",
     "mysql": "mysql",
-    "sqs": "sqs",
 }
 """Driver name -> the ``pip install asynctasq[extra]`` that provides its client library."""
 
-NOT_YET: tuple[str, ...] = ("rabbitmq",)
+NOT_YET: tuple[str, ...] = ()
 """Drivers the configuration accepts but this version does not provide."""
 
 

@@ -17,6 +17,10 @@ REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}"
 
+RABBITMQ_HOST = "127.0.0.1"
+RABBITMQ_PORT = 5672
+RABBITMQ_URL = f"amqp://guest:guest@{RABBITMQ_HOST}:{RABBITMQ_PORT}/"
+
 
 def reachable(host: str, port: int, timeout_seconds: float = 1.0) -> bool:
     """Return whether a TCP connection to ``host:port`` can be opened."""
@@ -42,3 +46,10 @@ def redis_url() -> str:
     """Return the URL of the local Redis, skipping (or failing under CI) when it is down."""
     require("Redis", REDIS_HOST, REDIS_PORT)
     return REDIS_URL
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    """Return the URL of the local RabbitMQ, skipping (or failing under CI) when it is down."""
+    require("RabbitMQ", RABBITMQ_HOST, RABBITMQ_PORT)
+    return RABBITMQ_URL

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import attrs
 
@@ -20,6 +21,10 @@ class Broker:
     """Whether ``release`` puts messages back at the front (SQS: re-sent copies go last)."""
     bulk_messages: int = 2000
     """Messages of the bulk tests (moto's SQS slows down quadratically with queue length)."""
+    lose_leases: Callable[[], Awaitable[None]] | None = None
+    """``None`` when an unacked delivery comes back once its visibility timeout passed.
+    Otherwise (RabbitMQ: a delivery is held until the consumer's channel closes) this ends
+    the driver's hold on every delivery it has, the way a crash or a dropped connection does."""
 
     def queue(self) -> str:
         """Return a new queue name no other test uses."""

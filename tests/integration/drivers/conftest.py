@@ -7,16 +7,20 @@ its queues left behind.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis
 
-from asynctasq.config.records import Config, RedisConfig
+from asynctasq.config.records import Config, RabbitMQConfig, RedisConfig
 from asynctasq.drivers import build_driver
+from asynctasq.drivers.rabbitmq import RabbitMQDriver
 from tests.integration.drivers.brokers import Broker
 from tests.integration.drivers.sql_openers import open_mysql, open_postgres, open_sqlite
+from tests.integration.rabbitmq_admin import close_connections, delete_topology, require_rabbitmqctl
 from tests.integration.sqs_server import delete_queues, moto_endpoint, sqs_config
 
 
@@ -59,10 +63,33 @@ async def open_sqs(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
         delete_queues(endpoint, broker.queues)
 
 
+@contextlib.asynccontextmanager
+async def open_rabbitmq(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    url: str = request.getfixturevalue("rabbitmq_url")
+    exchange = f"t-{uuid.uuid4().hex[:16]}"
+    settings = RabbitMQConfig(url=url, exchange_name=exchange, prefetch_count=100)
+    driver = build_driver(Config(driver="rabbitmq", rabbitmq=settings))
+    assert isinstance(driver, RabbitMQDriver)
+    name = driver.connection_name
+
+    async def lose_leases() -> None:
+        require_rabbitmqctl()
+        assert await asyncio.to_thread(close_connections, name) == 1
+
+    await driver.open()
+    broker = Broker("rabbitmq", driver, lose_leases=lose_leases)
+    try:
+        yield broker
+    finally:
+        await driver.close()
+        await delete_topology(url, exchange, broker.queues)
+
+
 OPENERS: dict[
     str, Callable[[pytest.FixtureRequest], contextlib.AbstractAsyncContextManager[Broker]]
 ] = {
     "memory": open_memory,
+    "rabbitmq": open_rabbitmq,
     "redis": open_redis,
     "sqs": open_sqs,
     "postgres": open_postgres,

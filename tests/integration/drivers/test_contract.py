@@ -52,6 +52,24 @@ async def next_after_maintain(
                 return got
 
 
+async def redelivered(broker: Broker, queue: str) -> list[Delivery]:
+    """Return the deliveries of ``queue`` once more after this consumer's leases were lost.
+
+    Timed leases (a visibility timeout of 0.2-0.3 s in these tests) expire and ``maintain``
+    recovers them. RabbitMQ holds a delivery until its consumer's channel closes, so the
+    broker fixture closes the driver's connection (as a crash or a network drop would)
+    and the driver, reconnected, receives them again.
+    """
+    if broker.lose_leases is None:
+        return await next_after_maintain(broker.driver, queue)
+    await broker.lose_leases()
+    with anyio.fail_after(30):
+        while True:
+            got = await broker.driver.dequeue([queue], limit=100, wait_seconds=1.0)
+            if got:
+                return got
+
+
 def entry(queue: str, body: bytes, task_id: str) -> DeadLetterEntry:
     return DeadLetterEntry(
         queue, body, task_id, "tasks:send", "ValueError", "boom", 3, 1700000000.25
@@ -180,7 +198,7 @@ async def test_an_expired_lease_is_delivered_again_with_a_higher_count(broker: B
     assert first.delivery_count == 1
     await broker.driver.maintain([q])
     assert await take(broker.driver, [q]) == []
-    [again] = await next_after_maintain(broker.driver, q)
+    [again] = await redelivered(broker, q)
     assert (again.body, again.delivery_count) == (b"work", 2)
     await broker.driver.ack([first])  # the dead consumer's ack: lease lost, skipped
     assert (await broker.driver.sizes(q)).in_flight == 1
@@ -247,7 +265,7 @@ async def test_retry_of_a_lost_lease_stores_nothing(broker: Broker) -> None:
     q = broker.queue()
     await broker.driver.enqueue(out(q, b"attempt-1", visibility_timeout_seconds=0.2))
     [stale] = await take(broker.driver, [q])
-    [current] = await next_after_maintain(broker.driver, q)
+    [current] = await redelivered(broker, q)
     await broker.driver.retry(stale, out(q, b"attempt-2"))
     assert await broker.driver.sizes(q) == QueueSizes(0, 0, 1, 0)
     await broker.driver.ack([current])
@@ -268,7 +286,7 @@ async def test_dead_letter_of_a_lost_lease_stores_nothing(broker: Broker) -> Non
     q = broker.queue()
     await broker.driver.enqueue(out(q, b"doomed", visibility_timeout_seconds=0.2))
     [stale] = await take(broker.driver, [q])
-    [current] = await next_after_maintain(broker.driver, q)
+    [current] = await redelivered(broker, q)
     await broker.driver.dead_letter(stale, entry(q, stale.body, "task-1"))
     assert await broker.driver.sizes(q) == QueueSizes(0, 0, 1, 0)
     await broker.driver.ack([current])
@@ -292,7 +310,7 @@ async def test_release_after_a_crash_recovery_keeps_the_raised_count(broker: Bro
     q = broker.queue()
     await broker.driver.enqueue(out(q, b"a", visibility_timeout_seconds=0.2))
     await take(broker.driver, [q])
-    [second] = await next_after_maintain(broker.driver, q)
+    [second] = await redelivered(broker, q)
     await broker.driver.release([second])
     [third] = await take(broker.driver, [q])
     assert third.delivery_count == 2

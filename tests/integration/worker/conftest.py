@@ -1,4 +1,8 @@
-"""Worker subprocesses on the real Redis, unique queues, and a ledger in Redis db 14."""
+"""Worker subprocesses on a real broker, unique queues, and a ledger in Redis db 14.
+
+The broker is Redis unless a test is marked ``@on_brokers`` (:mod:`targets`): then it runs
+once per broker, and ``queue``, ``handle``, ``start_worker`` and ``queue_sizes`` follow it.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +24,11 @@ import redis
 from redis.asyncio import Redis
 
 from asynctasq.handle import Handle, configured
+from tests.integration.worker.targets import MAINTENANCE_SECONDS, TARGETS, Sizes, Target
 from tests.integration.worker.tasks_mod import LEDGER_URL
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TASKS_MODULE = "tests.integration.worker.tasks_mod"
-MAINTENANCE_SECONDS = 0.5
 
 
 @attrs.define
@@ -74,12 +78,29 @@ class Ledger:
 
 
 @pytest.fixture
-def queue(redis_url: str) -> Iterator[str]:
-    """A queue name no other test uses; its keys are removed afterwards."""
+def broker_name(request: pytest.FixtureRequest) -> str:
+    """The broker under test: ``redis``, or the ``@on_brokers`` parameter."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+def target(broker_name: str, request: pytest.FixtureRequest) -> Target:
+    """How this test's workers and handle reach its broker (skips if it is down)."""
+    return TARGETS[broker_name](request)
+
+
+@pytest.fixture
+def queue(target: Target) -> Iterator[str]:
+    """A queue name no other test uses; what it left on the broker is removed afterwards."""
     name = f"w-{uuid.uuid4().hex[:12]}"
     yield name
-    with redis.Redis.from_url(redis_url) as client:
-        client.delete(*(f"queue:{name}{s}" for s in ("", ":processing", ":delayed", ":dead")))
+    target.cleanup(name)
+
+
+@pytest.fixture
+def queue_sizes(target: Target) -> Sizes:
+    """``await queue_sizes(queue)``: ready, in-flight, delayed and dead counts on the broker."""
+    return target.sizes
 
 
 @pytest.fixture
@@ -91,21 +112,35 @@ def ledger(redis_url: str) -> Iterator[Ledger]:
     client.close()
 
 
-def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
+def target_env(target: Target, **extra: str) -> dict[str, str]:
+    """Return the environment of a worker subprocess on ``target``'s broker."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASQ_")}
-    env.update(
-        PYTHONPATH=str(REPO_ROOT),
-        ASYNCTASQ_DRIVER="redis",
-        ASYNCTASQ_REDIS_URL=redis_url,
-        ASYNCTASQ_REDIS_DELAYED_TASK_INTERVAL=str(MAINTENANCE_SECONDS),
-        LEDGER_URL=LEDGER_URL,
-    )
+    env.update(PYTHONPATH=str(REPO_ROOT), LEDGER_URL=LEDGER_URL)
+    env.update(target.variables)
     env.update(extra)
     return env
 
 
+def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
+    """Return the environment of a worker subprocess on the Redis at ``redis_url``."""
+    variables = {
+        "ASYNCTASQ_DRIVER": "redis",
+        "ASYNCTASQ_REDIS_URL": redis_url,
+        "ASYNCTASQ_REDIS_DELAYED_TASK_INTERVAL": str(MAINTENANCE_SECONDS),
+    }
+    return target_env(Target("redis", variables, {}, _no_sizes, _no_cleanup), **extra)
+
+
+async def _no_sizes(queue: str) -> dict[str, int]:
+    raise NotImplementedError(queue)
+
+
+def _no_cleanup(queue: str) -> None:
+    del queue
+
+
 @pytest.fixture
-def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+def start_worker(target: Target, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     """Start ``python -m asynctasq worker --import tasks_mod ARGS``; kill leftovers at the end."""
     started: list[Worker] = []
 
@@ -115,7 +150,7 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
             process = subprocess.Popen(
                 [sys.executable, "-m", "asynctasq", "worker", "--import", TASKS_MODULE, *args],
                 cwd=cwd,
-                env=env or worker_env(redis_url),
+                env=env or target_env(target),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -131,10 +166,9 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
 
 
 @pytest.fixture
-async def handle(redis_url: str) -> AsyncIterator[Handle]:
-    """The test's own handle on the same Redis, for dispatching and inspection."""
-    settings = {"url": redis_url, "delayed_task_interval": MAINTENANCE_SECONDS}
-    async with configured(driver="redis", redis=settings) as opened:
+async def handle(target: Target) -> AsyncIterator[Handle]:
+    """The test's own handle on the same broker, for dispatching and inspection."""
+    async with configured(driver=target.name, **{target.name: dict(target.settings)}) as opened:
         yield opened
 
 

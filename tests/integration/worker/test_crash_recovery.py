@@ -12,12 +12,14 @@ import pytest
 from asynctasq.handle import Handle
 from tests.integration.worker import tasks_mod
 from tests.integration.worker.conftest import MAINTENANCE_SECONDS, Ledger, Worker, queue_keys
+from tests.integration.worker.targets import Sizes, on_brokers
 
 pytestmark = pytest.mark.anyio
 
 VISIBILITY = 3.0
 
 
+@on_brokers
 async def test_a_task_of_a_sigkilled_worker_is_completed_by_another_with_the_attempt_counted(
     handle: Handle, queue: str, ledger: Ledger, start_worker: Callable[..., Worker]
 ) -> None:
@@ -39,8 +41,13 @@ async def test_a_task_of_a_sigkilled_worker_is_completed_by_another_with_the_att
     assert second.wait(10) == 0
 
 
+@on_brokers
 async def test_a_crash_in_the_last_attempt_lands_in_the_dead_letter_store_with_worker_lost(
-    handle: Handle, queue: str, ledger: Ledger, start_worker: Callable[..., Worker], redis_url: str
+    handle: Handle,
+    queue: str,
+    ledger: Ledger,
+    start_worker: Callable[..., Worker],
+    queue_sizes: Sizes,
 ) -> None:
     pending = tasks_mod.crash_first_attempt(ledger.key, 30).on_queue(queue)
     task_id = await pending.visibility_timeout(VISIBILITY).max_attempts(1).dispatch()
@@ -51,7 +58,7 @@ async def test_a_crash_in_the_last_attempt_lands_in_the_dead_letter_store_with_w
     second = start_worker("--queues", queue)
     driver = await handle.driver()
     deadline = time.monotonic() + VISIBILITY + MAINTENANCE_SECONDS + 5
-    while (await queue_keys(redis_url, queue))["dead"] == 0:
+    while (await queue_sizes(queue))["dead"] == 0:
         assert time.monotonic() < deadline, "the task never reached the dead-letter store"
         await asyncio.sleep(0.1)
     [entry] = await driver.dead_letters(queue)  # type: ignore[attr-defined]
@@ -62,6 +69,7 @@ async def test_a_crash_in_the_last_attempt_lands_in_the_dead_letter_store_with_w
     assert second.wait(10) == 0
 
 
+@on_brokers
 @pytest.mark.parametrize("variant", ["async", "sync"])
 async def test_a_long_task_is_never_handed_to_a_second_worker(
     handle: Handle, queue: str, ledger: Ledger, start_worker: Callable[..., Worker], variant: str

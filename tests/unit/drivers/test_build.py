@@ -25,12 +25,6 @@ def test_an_explicit_name_wins_over_the_config() -> None:
     assert build_driver(Config(driver="redis"), "memory").name == "memory"
 
 
-@pytest.mark.parametrize("name", ["rabbitmq"])
-def test_drivers_not_in_this_version_are_a_config_error_naming_them(name: str) -> None:
-    with pytest.raises(ConfigError, match=f"driver '{name}' is not available in this version"):
-        build_driver(Config(), name)
-
-
 @pytest.mark.parametrize("name", ["postgres", "mysql", "sqlite"])
 def test_the_sql_drivers_build_without_connecting(name: str) -> None:
     config = Config(postgres=PostgresConfig(dsn="postgresql://u@127.0.0.1:1/db"))
@@ -42,8 +36,8 @@ def test_the_sql_drivers_build_without_connecting(name: str) -> None:
 def test_an_unknown_driver_lists_the_available_ones() -> None:
     with pytest.raises(
         ConfigError,
-        match="unknown driver 'kafka'; available drivers: memory, mysql, postgres, redis, sqlite, "
-        "sqs",
+        match="unknown driver 'kafka'; available drivers: memory, mysql, postgres, rabbitmq, "
+        "redis, sqlite, sqs",
     ):
         build_driver(Config(), "kafka")
 

@@ -1,0 +1,409 @@
+"""The RabbitMQ driver: aio-pika over a durable direct exchange (RabbitMQ >= 3.8, no plugins).
+
+The pieces: :mod:`rabbitmq_link` (connection, topology, confirmed publishing),
+:mod:`rabbitmq_consume` (consumers and their buffer, re-stamping, the watchdog),
+:mod:`rabbitmq_delay` (delayed messages), :mod:`rabbitmq_dead` (dead letters),
+:mod:`rabbitmq_format` (names, headers). How the protocol maps onto RabbitMQ:
+
+* ``enqueue``: a persistent message published with ``mandatory`` and a publisher confirm;
+  it returns once the broker confirmed it. ``enqueue_many`` sends all, then awaits all
+  confirms together. A delayed message goes to ``{queue}_delayed`` with its due time.
+* ``dequeue``: hands out what the queues' consumers received (earlier queues first, at
+  most ``limit``); waits for the next arrival up to ``wait_seconds``. With
+  ``wait_seconds=0`` it first makes sure what the broker already pushed has arrived.
+  ``prefetch_count`` bounds how many unacked messages the broker pushes per queue.
+* Leases: RabbitMQ has no per-message lease. A delivery stays with this driver until it
+  is acked, or until the channel it came on closes (the worker died, the connection
+  dropped, or the broker's ``consumer_timeout`` — 30 minutes by default — passed; raise it
+  in ``rabbitmq.conf`` for longer tasks). Then the broker requeues it, marked
+  ``redelivered``. So ``extend`` has nothing to do, and a lost lease is detected as a
+  closed channel: ``ack`` skips it (logged), ``retry``/``dead_letter`` store nothing.
+* ``delivery_count``: kept in a header; a redelivered message is re-stamped with one more
+  before anyone runs it (:mod:`rabbitmq_consume`).
+* ``release`` (shutdown): cancels the consumers, then stores each unfinished or merely
+  prefetched message again at the front of its queue (priority 1, same count, confirmed)
+  and acks the original. Not ``basic.nack(requeue)``: that marks the message redelivered,
+  indistinguishable from a crash, and would cost the task an attempt.
+* ``retry`` / ``dead_letter``: publish the next attempt (or the entry to
+  ``{queue}_dead``) with a confirm, *then* ack the old delivery: a crash in between may
+  duplicate the task, never lose it.
+* ``maintain``: releases due delayed messages (every worker calls it).
+* ``sizes``: ready, delayed and dead come from the broker (plus this driver's buffer);
+  ``in_flight`` counts this driver's own unsettled deliveries (AMQP cannot ask a queue
+  for its unacked total).
+* ``max_message_bytes``: 16 MiB, RabbitMQ's default ``max_message_size`` since 4.0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+
+from aio_pika import Message
+
+from asynctasq.config.records import Config, RabbitMQConfig
+from asynctasq.drivers import rabbitmq_format as form
+from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
+from asynctasq.drivers.rabbitmq_acks import Receipt
+from asynctasq.drivers.rabbitmq_consume import Consumers
+from asynctasq.drivers.rabbitmq_dead import DeadLetters
+from asynctasq.drivers.rabbitmq_delay import DelayedRelease
+from asynctasq.drivers.rabbitmq_link import FAILURES, Link
+from asynctasq.errors import DriverError, MessageTooLargeError
+
+logger = logging.getLogger("asynctasq.drivers.rabbitmq")
+
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024 - 64 * 1024
+"""RabbitMQ's default ``max_message_size`` less room for properties and headers.
+
+Source: rabbitmq-server PR 11455, "Reduce default maximum message size to 16MB" (4.0.0);
+3.8-3.13 accept 128 MiB."""
+
+CLOSE_SECONDS = 5.0
+"""How long ``close`` tries to give buffered messages back before leaving it to the broker."""
+
+CLOSE_FAILURES: tuple[type[BaseException], ...] = (*FAILURES, DriverError)
+
+Triple = tuple[str, str, Message]
+
+
+def default_connection_name() -> str:
+    """Return ``"asynctasq <host> pid <pid> <random>"``, unique per driver."""
+    return f"asynctasq {socket.gethostname()} pid {os.getpid()} {os.urandom(3).hex()}"
+
+
+class RabbitMQDriver:
+    """The RabbitMQ driver (also a ``DeadLetterStore``). Built by :func:`build`.
+
+    Args:
+        config: the ``rabbitmq`` group: url, exchange_name, prefetch_count (QoS per
+            consumer), delayed_task_interval (becomes ``maintenance_interval_seconds``).
+        connection_name: the client-provided connection name (default: host, pid, random).
+        max_message_bytes: the largest body accepted, or ``None`` for no check.
+        reconnect_seconds: pause between reconnection attempts after a connection loss.
+        operation_timeout_seconds: the longest a broker call may take (waiting for a
+            reconnection included) before ``DriverError``.
+        watch_seconds: how often the consumer watchdog runs.
+
+    Attributes:
+        connection_name: the name the broker shows for this driver's connection.
+        prefetch_count: the most unacknowledged messages the broker pushes per queue.
+
+    """
+
+    name = "rabbitmq"
+
+    def __init__(
+        self,
+        config: RabbitMQConfig,
+        *,
+        connection_name: str | None = None,
+        max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+        reconnect_seconds: float = 1.0,
+        operation_timeout_seconds: float = 30.0,
+        watch_seconds: float = 2.0,
+    ) -> None:
+        self.maintenance_interval_seconds: float | None = config.delayed_task_interval
+        self.max_message_bytes = max_message_bytes
+        self.prefetch_count = config.prefetch_count
+        self.connection_name = connection_name or default_connection_name()
+        self._link = Link(
+            config,
+            connection_name=self.connection_name,
+            reconnect_seconds=reconnect_seconds,
+            operation_timeout_seconds=operation_timeout_seconds,
+        )
+        self._consumers = Consumers(self._link, config.prefetch_count, watch_seconds=watch_seconds)
+        self._delayed = DelayedRelease(self._link)
+        self._dead = DeadLetters(self._link)
+        self._ids = form.MessageIds()
+        self._opened = False
+
+    async def open(self) -> None:
+        """Connect, open the channels and declare the exchange (idempotent).
+
+        Raises:
+            DriverError: the broker cannot be reached, refuses the login, or is too old.
+
+        """
+        if not self._opened:
+            await self._link.open()
+            self._opened = True
+
+    async def close(self) -> None:
+        """Give buffered messages back, then close the connection (idempotent)."""
+        if not self._opened:
+            return
+        self._opened = False
+        try:
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await self._give_back(await self._consumers.stop())
+        except CLOSE_FAILURES as exc:
+            logger.warning("could not give buffered messages back (%s); the broker will", exc)
+        if unsettled := self._consumers.unsettled():
+            logger.warning("closing with %d unsettled deliveries; they will run again", unsettled)
+        await self._consumers.close()
+        await self._link.close()
+
+    def _triple(self, message: Outgoing) -> Triple:
+        limit = self.max_message_bytes
+        if limit is not None and len(message.body) > limit:
+            raise MessageTooLargeError(
+                f"message for queue {message.queue!r} is {len(message.body)} bytes; "
+                f"the RabbitMQ driver accepts at most {limit} bytes"
+            )
+        key, amqp = form.outgoing(message, self._ids.next(), int(time.time() * 1000))
+        return message.queue, key, amqp
+
+    async def enqueue(self, message: Outgoing) -> None:
+        """Publish one message and wait for the broker's confirm.
+
+        Raises:
+            MessageTooLargeError: the body is larger than ``max_message_bytes``.
+            DriverError: the broker failed or did not confirm.
+
+        """
+        triple = self._triple(message)
+        try:
+            await self._link.publish([triple])
+        except FAILURES as exc:
+            raise self._link.error("enqueue", exc) from exc
+
+    async def enqueue_many(self, messages: Sequence[Outgoing]) -> None:
+        """Publish many messages, then wait for all their confirms together.
+
+        Raises:
+            MessageTooLargeError: a body is larger than ``max_message_bytes`` (nothing sent).
+            DriverError: the broker failed; some messages may be stored.
+
+        """
+        triples = [self._triple(message) for message in messages]
+        if not triples:
+            return
+        try:
+            await self._link.publish(triples)
+        except FAILURES as exc:
+            raise self._link.error("enqueue_many", exc) from exc
+
+    async def dequeue(
+        self, queues: Sequence[str], *, limit: int, wait_seconds: float
+    ) -> list[Delivery]:
+        """Hand out up to ``limit`` received messages, earlier queues first.
+
+        Raises:
+            DriverError: the broker failed.
+
+        """
+        if not queues or limit <= 0:
+            return []
+        try:
+            await self._consumers.start(queues)
+            self._consumers.hint_prefetch(queues, limit)
+            if wait_seconds <= 0:
+                await self._consumers.settle(queues)
+                return self._consumers.take(queues, limit)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait_seconds
+            taken = self._consumers.take(queues, limit)
+            while not taken and (remaining := deadline - loop.time()) > 0:
+                await self._consumers.wait(remaining)
+                taken = self._consumers.take(queues, limit)
+        except FAILURES as exc:
+            raise self._link.error("dequeue", exc) from exc
+        return taken
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Ack finished messages; a delivery whose channel closed is skipped and logged.
+
+        The broker redelivers such a message (its ack cannot reach it), so it runs again.
+        """
+        held = []
+        for delivery in deliveries:
+            receipt: Receipt = delivery.receipt
+            if self._consumers.holds(delivery.queue, receipt):
+                held.append(receipt.message)
+            self._consumers.forget(delivery.queue, receipt)
+        lost = len(deliveries) - len(held) + await self._consumers.acks.acknowledge(held)
+        if lost:
+            logger.warning(
+                "ack: %d of %d deliveries were lost with their channel; the broker redelivers them",
+                lost,
+                len(deliveries),
+            )
+
+    async def _give_back(self, deliveries: Sequence[Delivery]) -> None:
+        """Store copies at the front of their queues (same count, confirmed), then ack."""
+        if not deliveries:
+            return
+        copies = []
+        for delivery in deliveries:
+            receipt: Receipt = delivery.receipt
+            amqp = form.copy_of(
+                receipt.message, self._ids.next(), count=receipt.count, priority=form.FRONT
+            )
+            copies.append((delivery.queue, delivery.queue, amqp))
+        await self._link.publish(copies)
+        messages = [delivery.receipt.message for delivery in deliveries]
+        if lost := await self._consumers.acks.acknowledge(messages):
+            logger.warning("%d released messages could not be acked; they come back", lost)
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Stop consuming; put unfinished and prefetched messages back at the front at once.
+
+        Their next delivery reports the same ``delivery_count``. Consuming starts again
+        on the next ``dequeue``.
+
+        Raises:
+            DriverError: the broker failed (the messages then come back when the connection
+                closes, counted as a lost delivery).
+
+        """
+        try:
+            leftovers = await self._consumers.stop()
+            held = [d for d in deliveries if self._consumers.holds(d.queue, d.receipt)]
+            await self._give_back([*held, *leftovers])
+        except FAILURES as exc:
+            raise self._link.error("release", exc) from exc
+        for delivery in deliveries:
+            self._consumers.forget(delivery.queue, delivery.receipt)
+
+    async def _replace(self, operation: str, delivery: Delivery, triple: Triple) -> None:
+        """Publish ``triple`` (confirmed), then ack ``delivery``; nothing if it was lost."""
+        receipt: Receipt = delivery.receipt
+        if not self._consumers.holds(delivery.queue, receipt):
+            logger.warning(
+                "%s: the delivery on queue %r was lost with its channel; not stored",
+                operation,
+                delivery.queue,
+            )
+            self._consumers.forget(delivery.queue, receipt)
+            return
+        try:
+            await self._link.publish([triple])
+        except FAILURES as exc:
+            raise self._link.error(operation, exc) from exc
+        if await self._consumers.acks.acknowledge([receipt.message]):
+            logger.warning(
+                "%s: stored, but the old delivery on queue %r was lost before its ack; "
+                "the broker redelivers it (the task may run twice)",
+                operation,
+                delivery.queue,
+            )
+        self._consumers.forget(delivery.queue, receipt)
+
+    async def retry(self, delivery: Delivery, message: Outgoing) -> None:
+        """Publish the next attempt (ready or delayed) with a confirm, then ack ``delivery``.
+
+        Raises:
+            MessageTooLargeError: the new body is larger than ``max_message_bytes``.
+            DriverError: the broker failed (nothing acked; call again).
+
+        """
+        await self._replace("retry", delivery, self._triple(message))
+
+    async def dead_letter(self, delivery: Delivery, entry: DeadLetterEntry) -> None:
+        """Publish ``entry`` to ``{queue}_dead`` with a confirm, then ack ``delivery``.
+
+        Raises:
+            DriverError: the broker failed (nothing acked; call again).
+
+        """
+        vt_ms = form.to_ms(delivery.visibility_timeout_seconds)
+        await self._replace("dead_letter", delivery, self._dead.message(entry, vt_ms))
+
+    async def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Do nothing: a delivery is held until acked or until its channel closes."""
+
+    async def maintain(self, queues: Sequence[str]) -> float | None:
+        """Release due delayed messages of ``queues`` (see :mod:`rabbitmq_delay`).
+
+        Returns:
+            Seconds until the earliest delayed message seen is due, or ``None`` if none.
+
+        Raises:
+            DriverError: the broker failed.
+
+        """
+        soonest: float | None = None
+        try:
+            for queue in queues:
+                due_in = await self._delayed.run(queue)
+                if due_in is not None and (soonest is None or due_in < soonest):
+                    soonest = due_in
+        except FAILURES as exc:
+            raise self._link.error("maintain", exc) from exc
+        return soonest
+
+    async def sizes(self, queue: str) -> QueueSizes:
+        """Return ready, delayed, in-flight (this driver's) and dead-letter counts.
+
+        Raises:
+            DriverError: the broker failed.
+
+        """
+        try:
+            await self._link.ensure(queue)
+            await self._consumers.barrier()
+            ready = await self._link.count(queue) + self._consumers.buffered(queue)
+            delayed = await self._link.count(form.delayed_name(queue))
+            dead = await self._link.count(form.dead_name(queue))
+        except FAILURES as exc:
+            raise self._link.error("sizes", exc) from exc
+        return QueueSizes(ready, delayed, self._consumers.in_flight(queue), dead)
+
+    async def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetterEntry]:
+        """Return up to ``limit`` dead letters of ``queue``, oldest first.
+
+        Raises:
+            DriverError: the broker failed.
+
+        """
+        if limit <= 0:
+            return []
+        try:
+            return await self._dead.entries(queue, limit=limit)
+        except FAILURES as exc:
+            raise self._link.error("dead_letters", exc) from exc
+
+    async def requeue_dead(
+        self,
+        queue: str,
+        task_ids: Sequence[str] | None = None,
+        *,
+        rewrite: Callable[[bytes], bytes] | None = None,
+    ) -> int:
+        """Move dead letters (all, or those with the given task ids) to the back of the queue.
+
+        ``rewrite(body)`` gives the body to store instead; an entry it raises for stays.
+        Each copy is confirmed before its dead letter is acked (a crash may duplicate one,
+        never lose it).
+
+        Raises:
+            DriverError: the broker failed.
+
+        """
+        try:
+            return await self._dead.requeue(queue, task_ids, rewrite)
+        except FAILURES as exc:
+            raise self._link.error("requeue_dead", exc) from exc
+
+    async def purge_dead(self, queue: str) -> int:
+        """Delete every dead letter of ``queue``; return how many there were.
+
+        Raises:
+            DriverError: the broker failed.
+
+        """
+        try:
+            return await self._dead.purge(queue)
+        except FAILURES as exc:
+            raise self._link.error("purge_dead", exc) from exc
+
+
+def build(config: Config) -> RabbitMQDriver:
+    """Return an unopened RabbitMQ driver for ``config.rabbitmq``."""
+    return RabbitMQDriver(config.rabbitmq)

@@ -1,0 +1,269 @@
+"""The RabbitMQ driver's connection: channels, topology, confirmed publishing, errors.
+
+One robust connection (aio-pika ``connect_robust``) per driver, with a client-provided
+connection name so operators (and tests) can find it. Channels, each kept by a strong
+reference (aio-pika holds robust channels only weakly, FIELD-CASES C32):
+
+* ``publisher``: publisher confirms on, unroutable messages raise (``mandatory``);
+* ``admin``: declarations, bindings and message counts;
+* ``consumer`` (made by :mod:`~asynctasq.drivers.rabbitmq_consume`): consumers and acks.
+
+After a broker restart or a dropped connection aio-pika reconnects every
+``reconnect_seconds``, reopens the channels, restores QoS, re-declares the exchange and
+every queue declared here (robustly registered) and re-registers the consumers.
+
+A publish to a queue that does not exist (deleted by an operator) comes back unroutable;
+the queue's topology is then declared again and the message published once more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from urllib.parse import urlsplit
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    ExchangeType,
+)
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, PublishError
+
+from asynctasq.config.mask import scrub
+from asynctasq.config.records import RabbitMQConfig
+from asynctasq.drivers import rabbitmq_format as form
+from asynctasq.errors import DriverError
+
+logger = logging.getLogger("asynctasq.drivers.rabbitmq")
+
+FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_EXCEPTIONS, TimeoutError)
+"""What aio-pika, aiormq and the socket raise; translated to ``DriverError`` at the edge."""
+
+MIN_SERVER_VERSION = (3, 8)
+"""SPEC §5: RabbitMQ 3.8 or newer."""
+
+
+def server_version(properties: object) -> tuple[int, ...]:
+    """Return the broker version from its ``server_properties`` (``()`` if unknown)."""
+    raw = properties.get("version", b"") if isinstance(properties, dict) else b""
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    return tuple(int(part) for part in text.split(".")[:2] if part.isdigit())
+
+
+class Link:
+    """The connection, its channels and the topology of every queue used so far.
+
+    Args:
+        config: the ``rabbitmq`` group (url, exchange_name; the rest is read elsewhere).
+        connection_name: shown by ``rabbitmqctl list_connections client_properties``.
+        reconnect_seconds: pause between reconnection attempts after a connection loss.
+        operation_timeout_seconds: the longest one broker call (or waiting for the
+            connection to come back first) may take before ``DriverError``.
+
+    """
+
+    def __init__(
+        self,
+        config: RabbitMQConfig,
+        *,
+        connection_name: str,
+        reconnect_seconds: float,
+        operation_timeout_seconds: float,
+    ) -> None:
+        self.config = config
+        self.connection_name = connection_name
+        self.timeout_seconds = operation_timeout_seconds
+        self._reconnect_seconds = reconnect_seconds
+        self._secrets = [urlsplit(config.url).password or ""]
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractRobustChannel | None = None
+        self._admin: AbstractRobustChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._ensured: set[str] = set()
+        self._ensure_lock = asyncio.Lock()
+
+    def detail(self, exc: BaseException) -> str:
+        """Return ``"Type: message"`` for ``exc`` with every password removed."""
+        return scrub(f"{type(exc).__name__}: {str(exc) or repr(exc)}", self._secrets)
+
+    def error(self, operation: str, exc: BaseException) -> DriverError:
+        """Return ``DriverError`` for ``exc`` with every password removed."""
+        return DriverError("rabbitmq", operation, self.detail(exc))
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        """The open connection. Raises DriverError before ``open`` or after ``close``."""
+        if self._connection is None:
+            raise DriverError("rabbitmq", "use", "the driver is not open")
+        return self._connection
+
+    async def open(self) -> None:
+        """Connect, open the publisher and admin channels, declare the exchange.
+
+        Raises:
+            DriverError: the broker cannot be reached, refuses the login, or is older than 3.8.
+
+        """
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                connection = await aio_pika.connect_robust(
+                    self.config.url,
+                    client_properties={"connection_name": self.connection_name},
+                    reconnect_interval=self._reconnect_seconds,
+                    fail_fast=True,
+                )
+        except FAILURES as exc:
+            raise self.error("open", exc) from exc
+        self._connection = connection
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                await self._check_version(connection)
+                self._publisher = await connection.channel(on_return_raises=True)
+                self._admin = await connection.channel(publisher_confirms=False)
+                await self._admin.declare_exchange(
+                    self.config.exchange_name, ExchangeType.DIRECT, durable=True
+                )
+                self._exchange = await self._publisher.get_exchange(
+                    self.config.exchange_name, ensure=False
+                )
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, FAILURES):
+                raise self.error("open", exc) from exc
+            raise
+
+    async def _check_version(self, connection: AbstractRobustConnection) -> None:
+        transport = connection.transport
+        properties = transport.connection.server_properties if transport else {}
+        version = server_version(properties)
+        if version and version < MIN_SERVER_VERSION:
+            raise DriverError(
+                "rabbitmq",
+                "open",
+                f"RabbitMQ {'.'.join(map(str, version))} is too old; 3.8 or newer is needed",
+            )
+
+    async def close(self) -> None:
+        """Close the connection and every channel (idempotent)."""
+        connection, self._connection = self._connection, None
+        self._publisher = self._admin = self._exchange = None
+        self._ensured.clear()
+        if connection is not None:
+            with contextlib.suppress(*FAILURES):
+                await connection.close()
+
+    @property
+    def admin(self) -> AbstractRobustChannel:
+        """The channel for declarations and counts."""
+        if self._admin is None:
+            raise DriverError("rabbitmq", "use", "the driver is not open")
+        return self._admin
+
+    async def ready(self) -> None:
+        """Wait (bounded by the operation timeout) until the connection is up.
+
+        Raises:
+            TimeoutError: the connection did not come back in time.
+
+        """
+        async with asyncio.timeout(self.timeout_seconds):
+            await self.connection.ready()
+
+    async def ensure(self, queue: str) -> None:
+        """Declare ``queue``, its delayed and dead-letter queues, bound by name (once).
+
+        Raises:
+            DriverError: a queue exists with other arguments, or the broker failed.
+
+        """
+        if queue in self._ensured:
+            return
+        async with self._ensure_lock:
+            if queue in self._ensured:
+                return
+            try:
+                async with asyncio.timeout(self.timeout_seconds):
+                    exchange = self.config.exchange_name
+                    names = (queue, form.delayed_name(queue), form.dead_name(queue))
+                    for name in names:
+                        arguments = form.MAIN_ARGUMENTS if name == queue else None
+                        declared = await self.admin.declare_queue(
+                            name, durable=True, arguments=arguments
+                        )
+                        await declared.bind(exchange, name)
+            except FAILURES as exc:
+                raise DriverError(
+                    "rabbitmq",
+                    "declare",
+                    f"queue {queue!r} (durable; ready queue with x-max-priority=1): "
+                    + self.detail(exc),
+                ) from exc
+            self._ensured.add(queue)
+
+    def forget(self, queue: str) -> None:
+        """Declare ``queue``'s topology again on its next use (it was found missing)."""
+        self._ensured.discard(queue)
+
+    async def count(self, name: str) -> int:
+        """Return how many ready messages queue ``name`` holds (it must exist)."""
+        channel = await self.admin.get_underlay_channel()
+        declared = await channel.queue_declare(name, passive=True, timeout=self.timeout_seconds)
+        return int(declared.message_count or 0)
+
+    async def publish(self, messages: Sequence[tuple[str, str, aio_pika.Message]]) -> None:
+        """Publish ``(queue, routing key, message)`` triples and wait for every confirm.
+
+        Each queue's topology is declared first (once per driver). All messages are sent
+        before any confirm is awaited, so a batch costs about one round trip. A message the
+        broker could not route (its queue was deleted) is declared and published again.
+
+        Raises:
+            Exception: what aio-pika raised (the caller translates it).
+
+        """
+        for queue in dict.fromkeys(queue for queue, _, _ in messages):
+            await self.ensure(queue)
+        async with asyncio.timeout(self.timeout_seconds):
+            await self.ready()
+            results = await asyncio.gather(
+                *(self._send(key, message) for _, key, message in messages),
+                return_exceptions=True,
+            )
+        unroutable = []
+        for triple, result in zip(messages, results, strict=True):
+            if isinstance(result, PublishError):
+                unroutable.append(triple)
+            elif isinstance(result, BaseException):
+                raise result
+        if unroutable:
+            logger.warning("%d messages were unroutable; declaring again", len(unroutable))
+            for queue in {queue for queue, _, _ in unroutable}:
+                self.forget(queue)
+            await self.publish(unroutable)
+
+    async def _send(self, routing_key: str, message: aio_pika.Message) -> None:
+        exchange = self._exchange
+        if exchange is None or self._publisher is None:
+            raise DriverError("rabbitmq", "publish", "the driver is not open")
+        await exchange.publish(message, routing_key, mandatory=True)
+
+    @contextlib.asynccontextmanager
+    async def temporary_channel(self, prefetch_count: int) -> AsyncIterator[AbstractRobustChannel]:
+        """Open a channel for one job; closing it returns every message it left unacked.
+
+        Args:
+            prefetch_count: QoS of the channel's consumers (0: unlimited).
+
+        """
+        await self.ready()
+        channel = await self.connection.channel(publisher_confirms=False)
+        try:
+            await channel.set_qos(prefetch_count=prefetch_count)
+            yield channel
+        finally:
+            with contextlib.suppress(*FAILURES):
+                await channel.close()

@@ -1,0 +1,365 @@
+"""RabbitMQ-only behaviour: topology, settings, confirms, delays, dead letters, recovery (C32).
+
+The broker's own view comes from a plain aio-pika connection and ``rabbitmqctl``. The
+shared broker is never restarted: recovery is tested by closing this test's connections
+from the server side (and by deleting its queue), which the driver sees exactly as it sees
+a restart — its connection and channels die, unacked messages are requeued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import anyio
+import attrs
+import msgpack
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from asynctasq.config.records import RabbitMQConfig
+from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
+from asynctasq.drivers.rabbitmq import RabbitMQDriver
+from asynctasq.errors import DriverError
+from tests.integration.rabbitmq_admin import (
+    close_connections,
+    consumers,
+    delete_topology,
+    list_rows,
+    require_rabbitmqctl,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@attrs.define
+class World:
+    """A unique exchange, the queues a test made, and the drivers it opened on them."""
+
+    url: str
+    exchange: str = attrs.field(factory=lambda: f"t-{uuid.uuid4().hex[:16]}")
+    queues: list[str] = attrs.field(factory=list)
+    drivers: list[RabbitMQDriver] = attrs.field(factory=list)
+
+    def queue(self) -> str:
+        name = f"t-{uuid.uuid4().hex[:16]}"
+        self.queues.append(name)
+        return name
+
+    async def driver(self, *, watch_seconds: float = 2.0, **settings: Any) -> RabbitMQDriver:
+        config = RabbitMQConfig(url=self.url, exchange_name=self.exchange, **settings)
+        driver = RabbitMQDriver(config, watch_seconds=watch_seconds)
+        await driver.open()
+        self.drivers.append(driver)
+        return driver
+
+
+@pytest.fixture
+async def world(rabbitmq_url: str) -> AsyncIterator[World]:
+    made = World(rabbitmq_url)
+    yield made
+    for driver in made.drivers:
+        await driver.close()
+    await delete_topology(rabbitmq_url, made.exchange, made.queues)
+
+
+@pytest.fixture
+async def raw(rabbitmq_url: str) -> AsyncIterator[AbstractChannel]:
+    connection = await aio_pika.connect(rabbitmq_url)
+    try:
+        yield await connection.channel()
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def ctl() -> None:
+    require_rabbitmqctl()
+
+
+async def ready_count(raw: AbstractChannel, name: str) -> int:
+    declared = await raw.declare_queue(name, passive=True)
+    return int(declared.declaration_result.message_count or 0)
+
+
+async def until(check: Any, seconds: float, what: str) -> None:
+    """Poll ``await check()`` (or a plain call) every 0.2 s until truthy; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        await asyncio.sleep(0.2)
+
+
+async def one(driver: RabbitMQDriver, queue: str, seconds: float = 10.0) -> Delivery:
+    with anyio.fail_after(seconds):
+        while True:
+            got = await driver.dequeue([queue], limit=1, wait_seconds=1.0)
+            if got:
+                return got[0]
+
+
+async def test_the_exchange_is_durable_direct_and_each_queue_durable_and_bound_by_name(
+    world: World, ctl: None
+) -> None:
+    driver = await world.driver()
+    q = world.queue()
+    await driver.enqueue(Outgoing(q, b"x"))
+    names = {q, f"{q}_delayed", f"{q}_dead"}
+    exchanges = {row[0]: row[1:] for row in list_rows("list_exchanges", "name", "type", "durable")}
+    assert exchanges[world.exchange] == ["direct", "true"]
+    queues = {r[0]: r[1:] for r in list_rows("list_queues", "name", "durable", "arguments")}
+    assert {name: queues[name][0] for name in names} == dict.fromkeys(names, "true")
+    assert "x-max-priority" in queues[q][1]
+    bindings = list_rows("list_bindings", "source_name", "destination_name", "routing_key")
+    mine = {(dest, key) for source, dest, key in bindings if source == world.exchange}
+    assert mine == {(name, name) for name in names}
+
+
+async def test_messages_are_persistent_with_the_driver_headers(
+    world: World, raw: AbstractChannel
+) -> None:
+    driver = await world.driver()
+    q = world.queue()
+    await driver.enqueue(Outgoing(q, b"body", visibility_timeout_seconds=2.5, task_id="t1"))
+    message = await (await raw.get_queue(q)).get(timeout=5)
+    await message.ack()
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.headers == {
+        "x-asynctasq-count": 0,
+        "x-asynctasq-vt-ms": 2500,
+        "x-asynctasq-task-id": "t1",
+    }
+
+
+async def test_prefetch_count_bounds_what_the_broker_pushes_to_a_consumer(
+    world: World, raw: AbstractChannel, ctl: None
+) -> None:
+    driver = await world.driver(prefetch_count=3)
+    q = world.queue()
+    await driver.enqueue_many([Outgoing(q, b"%d" % i) for i in range(10)])
+    got = await driver.dequeue([q], limit=10, wait_seconds=0)
+    assert [d.body for d in got] == [b"0", b"1", b"2"]
+    assert await ready_count(raw, q) == 7
+    assert consumers(q) == [3]
+    await driver.ack(got)
+    assert len(await driver.dequeue([q], limit=10, wait_seconds=0)) == 3
+
+
+async def test_a_message_for_a_deleted_queue_declares_it_again_and_is_stored(
+    world: World, raw: AbstractChannel
+) -> None:
+    driver = await world.driver()
+    q = world.queue()
+    await driver.enqueue(Outgoing(q, b"first"))
+    await raw.queue_delete(q)
+    await driver.enqueue(Outgoing(q, b"again"))
+    assert await ready_count(raw, q) == 1
+
+
+async def test_a_queue_declared_elsewhere_with_other_arguments_is_a_clear_error(
+    world: World, raw: AbstractChannel
+) -> None:
+    q = world.queue()
+    await raw.declare_queue(q, durable=True)
+    driver = await world.driver()
+    with pytest.raises(DriverError, match=f"queue '{q}'.*x-max-priority"):
+        await driver.enqueue(Outgoing(q, b"x"))
+
+
+async def test_a_delay_sent_by_a_process_that_never_consumes_is_released_by_another_when_due(
+    world: World,
+) -> None:
+    producer, worker = await world.driver(), await world.driver()
+    q = world.queue()
+    sent = time.monotonic()
+    await producer.enqueue(Outgoing(q, b"later", delay_seconds=1.0))
+    with anyio.fail_after(10):
+        while True:
+            await worker.maintain([q])
+            got = await worker.dequeue([q], limit=1, wait_seconds=0.1)
+            if got:
+                break
+    assert time.monotonic() - sent >= 1.0
+    assert (got[0].body, got[0].delivery_count) == (b"later", 1)
+    await worker.ack(got)
+
+
+async def test_a_short_delay_behind_a_long_one_is_not_held_back(world: World) -> None:
+    driver = await world.driver()
+    q = world.queue()
+    await driver.enqueue(Outgoing(q, b"long", delay_seconds=60))
+    await driver.enqueue(Outgoing(q, b"short", delay_seconds=0.3))
+    with anyio.fail_after(10):
+        while not (got := await driver.dequeue([q], limit=5, wait_seconds=0.1)):
+            await driver.maintain([q])
+    assert [d.body for d in got] == [b"short"]
+    await driver.ack(got)
+    assert await driver.sizes(q) == QueueSizes(0, 1, 0, 0)
+
+
+async def test_maintain_returns_the_seconds_until_the_next_delayed_message_is_due(
+    world: World,
+) -> None:
+    driver = await world.driver()
+    q, empty = world.queue(), world.queue()
+    assert await driver.maintain([q, empty]) is None
+    await driver.enqueue_many(
+        [Outgoing(q, b"soon", delay_seconds=5.0), Outgoing(q, b"later", delay_seconds=60.0)]
+    )
+    due_in = await driver.maintain([q, empty])
+    assert due_in is not None
+    assert 4.0 < due_in <= 5.0
+    assert await driver.sizes(q) == QueueSizes(0, 2, 0, 0)
+
+
+async def test_scanners_in_several_processes_release_each_delayed_message_once(
+    world: World,
+) -> None:
+    # C05 across connections: three drivers maintain at once while one consumes.
+    scanners = [await world.driver() for _ in range(3)]
+    consumer = await world.driver(prefetch_count=100)
+    q = world.queue()
+    sent = [b"m%d" % i for i in range(300)]
+    await consumer.enqueue_many(
+        [Outgoing(q, body, delay_seconds=0.05 + i / 1000) for i, body in enumerate(sent)]
+    )
+    seen: Counter[bytes] = Counter()
+
+    async def scan(driver: RabbitMQDriver) -> None:
+        while sum(seen.values()) < len(sent):
+            await driver.maintain([q])
+            await asyncio.sleep(0.01)
+
+    async def consume() -> None:
+        while sum(seen.values()) < len(sent):
+            got = await consumer.dequeue([q], limit=100, wait_seconds=0.1)
+            seen.update(d.body for d in got)
+            await consumer.ack(got)
+
+    with anyio.fail_after(60):
+        await asyncio.gather(consume(), *(scan(driver) for driver in scanners))
+    assert seen == Counter(sent)
+    assert await consumer.sizes(q) == QueueSizes(0, 0, 0, 0)
+
+
+async def test_a_dead_letter_keeps_the_error_in_its_headers_and_body(
+    world: World, raw: AbstractChannel
+) -> None:
+    driver = await world.driver()
+    q = world.queue()
+    await driver.enqueue(Outgoing(q, b"doomed"))
+    [delivery] = await driver.dequeue([q], limit=1, wait_seconds=0)
+    entry = DeadLetterEntry(q, b"doomed", "t9", "mod:fn", "ValueError", "bad input", 3, 1.5)
+    await driver.dead_letter(delivery, entry)
+    message = await (await raw.get_queue(f"{q}_dead")).get(timeout=5)
+    await message.ack()
+    assert message.headers == {
+        "x-asynctasq-task-id": "t9",
+        "x-asynctasq-error-type": "ValueError",
+        "x-asynctasq-error": "bad input",
+        "x-asynctasq-attempts": 3,
+    }
+    fields = msgpack.unpackb(message.body)
+    assert (fields["error_type"], fields["error_message"], fields["body"]) == (
+        "ValueError",
+        "bad input",
+        b"doomed",
+    )
+
+
+async def test_release_gives_back_prefetched_messages_too_in_order_and_uncounted(
+    world: World, ctl: None
+) -> None:
+    first = await world.driver(prefetch_count=10)
+    q = world.queue()
+    await first.enqueue_many([Outgoing(q, b"%d" % i) for i in range(5)])
+    held = await first.dequeue([q], limit=2, wait_seconds=0)
+    await first.release(held)
+    assert await first.sizes(q) == QueueSizes(5, 0, 0, 0)
+    second = await world.driver(prefetch_count=10)
+    got = await second.dequeue([q], limit=10, wait_seconds=0)
+    assert [(d.body, d.delivery_count) for d in got] == [(b"%d" % i, 1) for i in range(5)]
+
+
+async def test_acking_after_the_channel_was_lost_is_logged_and_the_task_comes_back_counted(
+    world: World, ctl: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # C32: a task finishing while the connection is down must not crash the worker.
+    driver = await world.driver()
+    q = world.queue()
+    await driver.enqueue(Outgoing(q, b"work"))
+    stale = await one(driver, q)
+    assert await asyncio.to_thread(close_connections, driver.connection_name) == 1
+    again = await one(driver, q, seconds=30)
+    with caplog.at_level(logging.WARNING, "asynctasq.drivers.rabbitmq"):
+        await driver.ack([stale])
+        await driver.retry(stale, Outgoing(q, b"retry-of-stale"))
+    assert "lost with their channel" in caplog.text
+    assert "not stored" in caplog.text
+    assert (again.body, again.delivery_count) == (b"work", 2)
+    await driver.ack([again])
+    assert await driver.sizes(q) == QueueSizes(0, 0, 0, 0)
+
+
+async def test_consumers_and_their_prefetch_come_back_after_the_server_closed_the_connection(
+    world: World, ctl: None
+) -> None:
+    # C32: after the connection dies, every queue has a consumer again, QoS restored.
+    driver = await world.driver(prefetch_count=7)
+    a, b = world.queue(), world.queue()
+    assert await driver.dequeue([a, b], limit=1, wait_seconds=0) == []
+    assert (consumers(a), consumers(b)) == ([7], [7])
+    assert await asyncio.to_thread(close_connections, driver.connection_name) == 1
+    await until(lambda: consumers(a) == [7] and consumers(b) == [7], 30, "consumers restored")
+    await driver.enqueue_many([Outgoing(a, b"to-a"), Outgoing(b, b"to-b")])
+    with anyio.fail_after(10):
+        got: list[Delivery] = []
+        while len(got) < 2:
+            got += await driver.dequeue([a, b], limit=2, wait_seconds=1.0)
+    assert sorted(d.body for d in got) == [b"to-a", b"to-b"]
+
+
+async def test_a_consumer_cancelled_because_its_queue_was_deleted_comes_back(
+    world: World, raw: AbstractChannel, ctl: None
+) -> None:
+    driver = await world.driver(prefetch_count=4)
+    q = world.queue()
+    assert await driver.dequeue([q], limit=1, wait_seconds=0) == []
+    await raw.queue_delete(q)
+    await until(lambda: consumers(q) == [4], 30, "the consumer registered again")
+    await driver.enqueue(Outgoing(q, b"after"))
+    assert (await one(driver, q)).body == b"after"
+
+
+async def test_the_watchdog_consumes_again_when_a_consumer_vanished_unnoticed(
+    world: World,
+) -> None:
+    driver = await world.driver(watch_seconds=0.3)
+    q = world.queue()
+    assert await driver.dequeue([q], limit=1, wait_seconds=0) == []
+    channel = await driver._consumers._channel.get_underlay_channel()  # type: ignore[union-attr]
+    await channel.basic_cancel(driver._consumers._tags[q])  # behind aio-pika's back
+    await driver.enqueue(Outgoing(q, b"still consumed"))
+    assert (await one(driver, q, seconds=10)).body == b"still consumed"
+
+
+async def test_errors_name_the_operation_and_never_the_password(rabbitmq_url: str) -> None:
+    wrong = rabbitmq_url.replace("guest:guest@", "guest:s3cr3t-pw@")
+    with pytest.raises(DriverError, match="rabbitmq open failed") as caught:
+        await RabbitMQDriver(RabbitMQConfig(url=wrong), operation_timeout_seconds=10).open()
+    assert "s3cr3t-pw" not in str(caught.value)
+    nowhere = RabbitMQDriver(RabbitMQConfig(url="amqp://guest:s3cr3t-pw@127.0.0.1:1/"))
+    with pytest.raises(DriverError, match="rabbitmq open failed") as caught:
+        await nowhere.open()
+    assert "s3cr3t-pw" not in str(caught.value)
