@@ -12,7 +12,8 @@ The tree::
      ├── TaskCancelledError   a running task was cancelled because its worker stopped
      ├── WorkerLostError      a task's last attempt ended with its worker (lease expired)
      ├── ProcessPoolUnavailableError  a process-pool task reached a worker without a pool
-     └── PoolProcessDiedError a pool process died while running a task (crash, signal, OOM)
+     ├── PoolProcessDiedError a pool process died while running a task (crash, signal, OOM)
+     └── ModelNotFoundError   a model passed to a task no longer exists when the worker loads it
 
     UserWarning
      └── UnknownSettingWarning  an ``ASYNCTASQ_*`` variable names no setting, or a ``.env``
@@ -121,6 +122,10 @@ class ProcessPoolUnavailableError(AsyncTasQError):
 
 class PoolProcessDiedError(AsyncTasQError):
     """The pool process running the task died before it returned (crash, signal, out of memory)."""
+
+
+class ModelNotFoundError(AsyncTasQError):
+    """A model instance passed to the task no longer exists (its row was deleted)."""
 
 
 class UnknownSettingWarning(UserWarning):

@@ -20,6 +20,7 @@ Decimal                                    Decimal with the same digits (NaN, In
 UUID or a subclass (asyncpg's)             uuid.UUID
 Enum member (Flag combinations too)        the same member of the same class
 namedtuple, attrs or dataclass instance    an instance of the same class, fields restored
+ModelRef (an ORM row: asynctasq.orm)       ModelRef (the worker loads the row again)
 =========================================  ==============================================
 
 Subclasses of ``datetime``, ``date``, ``time``, ``timedelta``, ``Decimal`` and ``UUID`` come

@@ -21,6 +21,7 @@ import attrs
 
 from asynctasq.codec import wire
 from asynctasq.codec.classes import find_class
+from asynctasq.codec.refs import ORMS, ModelRef
 from asynctasq.errors import SerializationError
 
 
@@ -127,6 +128,14 @@ def _attrs_default(default: Any) -> Callable[[Any], Any] | None:
     return lambda _: default
 
 
+def _model_ref(data: bytes) -> ModelRef:
+    """Rebuild a :class:`ModelRef` as data: no class is looked up here (the worker does)."""
+    orm, model, pk = unpack(data)
+    if orm not in ORMS or type(model) is not str or type(pk) is not list or not pk:
+        raise SerializationError(f"cannot decode: malformed model reference {[orm, model, pk]!r}")
+    return ModelRef(orm, model, tuple(pk))
+
+
 def _is_dataclass(cls: type) -> bool:
     return dataclasses.is_dataclass(cls)
 
@@ -147,4 +156,5 @@ _DECODERS: Final[dict[int, Callable[[bytes], Any]]] = {
     wire.NAMEDTUPLE: _namedtuple,
     wire.DATACLASS: lambda d: _record(d, "a dataclass", _is_dataclass),
     wire.ATTRS: lambda d: _record(d, "an attrs", attrs.has),
+    wire.MODEL_REF: _model_ref,
 }

@@ -22,6 +22,7 @@ import attrs
 
 from asynctasq.codec import wire
 from asynctasq.codec.classes import class_path
+from asynctasq.codec.refs import ModelRef
 
 NATIVE: Final = frozenset({str, int, float, bool, type(None), bytes})
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
@@ -185,6 +186,7 @@ _ENCODERS: Final[dict[type, Callable[[Any], Any]]] = {
     dt.timedelta: lambda v: wire.ext(wire.TIMEDELTA, [v.days, v.seconds, v.microseconds]),
     decimal.Decimal: lambda v: wire.ExtType(wire.DECIMAL, str(v).encode("ascii")),
     uuid.UUID: lambda v: wire.ExtType(wire.UUID, v.bytes),
+    ModelRef: lambda v: wire.ext(wire.MODEL_REF, [v.orm, v.model, lower_items(v.pk)]),
 }
 # Base classes whose subclasses travel as the base class (datetime before date).
 _DEGRADED: Final = (dt.datetime, dt.date, dt.time, dt.timedelta, decimal.Decimal, uuid.UUID)

@@ -32,6 +32,7 @@ ENUM: Final = 12
 NAMEDTUPLE: Final = 13
 DATACLASS: Final = 14
 ATTRS: Final = 15
+MODEL_REF: Final = 16
 
 
 def packb(native: object) -> bytes:

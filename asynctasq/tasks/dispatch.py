@@ -20,6 +20,7 @@ from asynctasq.events.lifecycle import task_event
 from asynctasq.events.records import EventType
 from asynctasq.handle import current_handle
 from asynctasq.message import TaskMessage, encode
+from asynctasq.orm import to_references
 from asynctasq.tasks.options import settle_options
 
 if TYPE_CHECKING:
@@ -33,16 +34,23 @@ def build_message(pending: PendingDispatch, config: Config) -> TaskMessage:
 
     Raises:
         ConfigError: the task is defined in a ``__main__`` that a worker cannot import.
+        SerializationError: an ORM model argument is unsaved or sent to a process-pool task.
     """
     definition = pending.task
     if definition.import_error:
         raise ConfigError(definition.import_error)
     settings = settle_options(pending.overrides.over(definition.options), config.task_defaults)
+    args, kwargs = to_references(  # ORM models travel as references (asynctasq.orm)
+        pending.args,
+        pending.kwargs,
+        task=definition.name,
+        process=definition.mode.endswith("_process"),
+    )
     return TaskMessage(
         task_id=uuid.uuid4().hex,
         task_name=definition.name,
-        args=tuple(pending.args),
-        kwargs=dict(pending.kwargs),
+        args=tuple(args),
+        kwargs=dict(kwargs),
         queue=settings.queue,
         attempt=1,
         max_attempts=settings.max_attempts,

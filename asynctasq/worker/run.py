@@ -36,6 +36,10 @@ running tasks are cancelled and settled like a failure, ``TaskCancelledError`` "
 at shutdown": retried at once while attempts remain, else dead-lettered
 (:mod:`asynctasq.worker.cancelled`). Finished tasks are acked, and the function returns
 :class:`WorkerStats`. It never closes the handle (its owner does).
+
+ORM models passed as task arguments are loaded again before each execution
+(:mod:`asynctasq.orm`); when the worker stops it disposes ``sqlalchemy_engine`` and closes
+Tortoise if it initialised it (SPEC §8).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from typing import Any
 from asynctasq import context
 from asynctasq.drivers import build_driver
 from asynctasq.handle import Handle
+from asynctasq.orm import ModelLoader
 from asynctasq.tasks.registry import Registry, TaskSource
 from asynctasq.worker.cancelled import settle_cancelled
 from asynctasq.worker.fetch import release_jobs, run_fetcher
@@ -146,6 +151,7 @@ async def run_worker(
     )
     check_settings(settings)
     registry = worker_registry(tasks)
+    models = ModelLoader(handle.config)  # checks sqlalchemy_engine; connects on first use
     state = WorkerState(
         worker_id=new_worker_id(),
         settings=settings,
@@ -153,6 +159,7 @@ async def run_worker(
         driver=await handle.driver(driver),
         shutdown=shutdown or Shutdown(),
         threads=ThreadRunner(concurrency),
+        models=models,
     )
     attach(state, handle)
     logger.info(
@@ -178,6 +185,7 @@ async def run_worker(
     finally:
         await announce_offline(state)
         await close_worker_pool(state.process_pool)
+        await models.aclose()  # disposes sqlalchemy_engine, closes Tortoise if opened here
         if renewer is not None:
             await renewer.stop()
     stats = state.stats()

@@ -20,6 +20,7 @@ from asynctasq.message import TaskMessage, decode
 from asynctasq.tasks.current import set_running
 from asynctasq.tasks.definition import Invocation
 from asynctasq.worker.execute import execute
+from asynctasq.worker.models import bind
 from asynctasq.worker.settle import (
     dead_letter,
     describe_error,
@@ -114,7 +115,7 @@ async def process(state: WorkerState, job: Job) -> None:
     invocation: Invocation | None = None
     error: BaseException | None
     try:
-        invocation = definition.invoke(message.args, message.kwargs)
+        invocation = bind(definition, message, state.models)
     except Exception as exc:  # the arguments do not fit the task
         error = exc
     else:

@@ -20,6 +20,7 @@ from asynctasq.drivers.protocol import CompletedTask, Delivery, Driver
 from asynctasq.errors import ConfigError
 from asynctasq.events.bus import EventBus
 from asynctasq.message import TaskMessage
+from asynctasq.orm import ModelLoader
 from asynctasq.tasks.registry import Registry
 from asynctasq.worker.pool import WorkerPool
 from asynctasq.worker.shutdown import Shutdown
@@ -140,6 +141,7 @@ class WorkerState:
         shutdown: the stop switch.
         threads: the sync-task threads.
         process_pool: the pool for process-pool tasks, or ``None`` when none is needed.
+        models: loads the ORM models task arguments name (:mod:`asynctasq.orm`).
         buffer: claimed deliveries no slot has started yet.
         held: every job whose lease this worker holds (buffered, running, awaiting ack).
         running: jobs a slot is executing, for the stall report.
@@ -161,6 +163,7 @@ class WorkerState:
     shutdown: Shutdown
     threads: ThreadRunner
     process_pool: WorkerPool | None = None
+    models: ModelLoader = attrs.field(factory=ModelLoader)
     buffer: deque[Job] = attrs.field(factory=deque)
     held: set[Job] = attrs.field(factory=set)
     running: set[Job] = attrs.field(factory=set)

@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "asynctasq.retry": 2,
     "asynctasq.events.records": 2,
     "asynctasq.drivers": 3,
+    "asynctasq.orm": 3,  # ORM libraries (sqlalchemy, tortoise) are imported only here
     "asynctasq.events": 4,
     "asynctasq.handle": 4,
     "asynctasq.tasks": 5,

@@ -54,6 +54,7 @@ PUBLIC_NAMES = {
     "ConfigError",
     "DriverError",
     "MessageTooLargeError",
+    "ModelNotFoundError",
     "SerializationError",
     "TaskNotFoundError",
     "TaskTimeoutError",
