@@ -80,7 +80,8 @@ class ModelsInvocation:
             inner = asyncio.run_coroutine_threadsafe(self._bound(), self._loop).result()
             return inner.execute()
         finally:
-            asyncio.run_coroutine_threadsafe(self._scope.aclose(), self._loop).result()
+            if not self._loop.is_closed():  # a worker gone meanwhile took its sessions along
+                asyncio.run_coroutine_threadsafe(self._scope.aclose(), self._loop).result()
 
     def should_retry(self, exc: BaseException) -> bool:
         """Ask the task; ``True`` when its models never loaded (it was never built)."""
