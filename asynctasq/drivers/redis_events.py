@@ -24,6 +24,16 @@ from asynctasq.errors import DriverError
 TIMEOUT_SECONDS = 5.0
 """Connect and socket timeout: a Redis that stops answering costs events, not a stuck emitter."""
 
+PUBLISH_ALL = """
+-- KEYS[1] channel; ARGV: payloads, published in order. Returns how many.
+for i = 1, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
+return #ARGV
+"""
+"""One command for a whole batch: far cheaper for the client than one ``PUBLISH`` each."""
+
+BATCH = 1000
+"""Payloads per script call."""
+
 
 class RedisPublisher:
     """Publishes payloads on a channel over one Redis connection.
@@ -44,9 +54,10 @@ class RedisPublisher:
             socket_connect_timeout=TIMEOUT_SECONDS,
             client_name="asynctasq-events",
         )
+        self._publish_all = self._client.register_script(PUBLISH_ALL)
 
     async def publish(self, channel: str, payloads: Sequence[bytes]) -> None:
-        """Publish each payload on ``channel``, in order, in one round trip.
+        """Publish each payload on ``channel``, in order (a batch in one script call).
 
         Raises:
             DriverError: Redis failed (the message has no password).
@@ -56,10 +67,8 @@ class RedisPublisher:
             if len(payloads) == 1:
                 await self._client.publish(channel, payloads[0])
                 return
-            async with self._client.pipeline(transaction=False) as pipe:
-                for payload in payloads:
-                    pipe.publish(channel, payload)
-                await pipe.execute()
+            for start in range(0, len(payloads), BATCH):
+                await self._publish_all([channel], payloads[start : start + BATCH])
         except (RedisError, OSError) as exc:
             detail = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
             raise DriverError("redis", "publish event", detail) from exc

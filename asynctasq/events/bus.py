@@ -7,7 +7,9 @@ emitter never holds back another. When a lane is full its new events are dropped
 and emitter errors are counted and logged at most once per ``report_seconds`` per emitter,
 on the ``asynctasq.events`` logger.
 
-Delivery per batch (everything queued when the lane wakes): ``emit_many(batch)`` when the
+Delivery per batch (everything queued :data:`BATCH_SECONDS` after the lane was woken, so a
+busy worker wakes each lane about 200 times a second, not once per event):
+``emit_many(batch)`` when the
 emitter has it, else ``emit(event)`` for each — awaited for a coroutine function, called in
 a worker thread (one hop per batch) for a plain function, called directly for the logging
 emitter. :meth:`EventBus.wants` tells producers whether any emitter listens, so events are
@@ -39,6 +41,9 @@ REPORT_SECONDS = 60.0
 
 CLOSE_SECONDS = 5.0
 """How long closing the bus waits for the lanes to deliver what they hold."""
+
+BATCH_SECONDS = 0.005
+"""How long a lane woken by a new event waits for more before delivering (one batch)."""
 
 
 def _call_each(emit: Callable[[Event], Any], batch: Sequence[Event]) -> list[BaseException]:
@@ -142,6 +147,8 @@ class _Lane:
                     await self.waiter
                 finally:
                     self.waiter = None
+                if not self.closing:  # gather what follows: one wake-up per batch, not per event
+                    await asyncio.sleep(BATCH_SECONDS)
                 continue
             batch = list(self.queue)
             self.queue.clear()

@@ -27,9 +27,16 @@ class AsyncCollector:
     def __init__(self) -> None:
         self.seen: list[str] = []
         self.closed = False
+        self.grew = asyncio.Event()
 
     async def emit(self, e: TaskEvent) -> None:
         self.seen.append(e.task_id)
+        self.grew.set()
+
+    async def wait_for(self, count: int) -> None:
+        while len(self.seen) < count:
+            self.grew.clear()
+            await self.grew.wait()
 
     async def close(self) -> None:
         self.closed = True
@@ -126,7 +133,7 @@ async def test_a_stuck_emitter_never_blocks_publish_drops_beyond_capacity_and_sa
         await stuck.entered.wait()  # holding event 0; its lane is empty again
         for n in range(1, 21):
             bus.publish(event(n))  # returns at once every time
-            await asyncio.sleep(0)  # the good emitter's lane keeps up
+            await good.wait_for(n + 1)  # the good emitter's lane keeps up
         assert bus.dropped == 15
         stuck.release.set()
         await bus.aclose()
