@@ -1,14 +1,13 @@
 """Pool managers on the memory driver, and worker subprocesses importing ``pool_tasks``.
 
-Self-contained on purpose: a queue, a ledger (Redis db 14, via ``tasks_mod``) and worker
-subprocesses on the local Redis, like the worker tests' but for this module.
+The ledger, worker records and environment come from the worker tests' conftest; the queue
+and the test's handle are the local Redis's (these tests are about the pool, not brokers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -19,10 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 import redis
-from redis.asyncio import Redis
 
 from asynctasq.handle import Handle, configured
 from asynctasq.tasks.dispatch import build_message
@@ -30,60 +27,20 @@ from asynctasq.tasks.infrastructure.frames import Done, Failed, Run
 from asynctasq.tasks.infrastructure.process_pool_manager import ProcessPoolManager
 from asynctasq.tasks.pending import PendingDispatch
 from asynctasq.worker.pool import child_spec
-from tests.integration.worker.tasks_mod import LEDGER_URL
+from tests.integration.worker.conftest import (  # noqa: F401 -- `ledger` is a fixture
+    REPO_ROOT,
+    Ledger,
+    Worker,
+    ledger,
+    queue_keys,
+    worker_env,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 TASKS_MODULE = "tests.integration.process_pool.pool_tasks"
 MAINTENANCE_SECONDS = 0.5
 POOL_COMMAND_MARK = "asynctasq.tasks.infrastructure.child"
 
 RunTask = Callable[..., Awaitable[Done | Failed]]
-
-
-@attrs.define
-class Worker:
-    """A worker subprocess and its combined output."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def signal(self, number: int) -> None:
-        self.process.send_signal(number)
-
-    def wait(self, seconds: float) -> int:
-        return self.process.wait(timeout=seconds)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@attrs.define
-class Ledger:
-    """Rows the tasks wrote to the ledger list ``key`` (Redis db 14)."""
-
-    key: str
-    client: redis.Redis
-
-    def rows(self, event: str | None = None) -> list[dict[str, Any]]:
-        found = [json.loads(raw) for raw in self.client.lrange(self.key, 0, -1)]
-        return [row for row in found if event is None or row["event"] == event]
-
-    async def wait_for(
-        self, check: Callable[[list[dict[str, Any]]], bool], seconds: float
-    ) -> list[dict[str, Any]]:
-        """Poll until ``check(rows)`` holds; fail the test after ``seconds``."""
-        deadline = time.monotonic() + seconds
-        while True:
-            rows = self.rows()
-            if check(rows):
-                return rows
-            if time.monotonic() > deadline:
-                pytest.fail(f"ledger condition not met within {seconds} s; rows: {rows}")
-            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -96,15 +53,6 @@ def queue(redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def ledger(redis_url: str) -> Iterator[Ledger]:
-    key = f"ledger-{uuid.uuid4().hex[:12]}"
-    client = redis.Redis.from_url(LEDGER_URL)
-    yield Ledger(key, client)
-    client.delete(key, *client.keys(f"{key}:*"))
-    client.close()
-
-
-@pytest.fixture
 async def handle(redis_url: str) -> AsyncIterator[Handle]:
     """The test's own handle on the local Redis, for dispatching and inspection."""
     settings = {"url": redis_url, "delayed_task_interval": MAINTENANCE_SECONDS}
@@ -112,28 +60,13 @@ async def handle(redis_url: str) -> AsyncIterator[Handle]:
         yield opened
 
 
-def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASQ_")}
-    env.update(
-        PYTHONPATH=str(REPO_ROOT),
-        ASYNCTASQ_DRIVER="redis",
-        ASYNCTASQ_REDIS_URL=redis_url,
-        ASYNCTASQ_REDIS_DELAYED_TASK_INTERVAL=str(MAINTENANCE_SECONDS),
-        LEDGER_URL=LEDGER_URL,
-    )
-    env.update(extra)
-    return env
-
-
-async def queue_keys(redis_url: str, queue: str) -> dict[str, int]:
-    """Return how many messages each of the queue's keys holds."""
-    async with Redis.from_url(redis_url) as client:
-        return {
-            "ready": await client.llen(f"queue:{queue}"),
-            "in_flight": await client.zcard(f"queue:{queue}:processing"),
-            "delayed": await client.zcard(f"queue:{queue}:delayed"),
-            "dead": await client.llen(f"queue:{queue}:dead"),
-        }
+async def eventually(check: Callable[[], bool], seconds: float = 60.0) -> None:
+    """Poll ``check`` until it holds; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {seconds} s")
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

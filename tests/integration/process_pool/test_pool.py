@@ -21,19 +21,11 @@ from asynctasq.tasks.infrastructure.frames import Done, Failed
 from asynctasq.tasks.infrastructure.process_pool_manager import ProcessPoolManager
 from asynctasq.worker.pool import child_spec
 from tests.integration.process_pool import pool_tasks
-from tests.integration.process_pool.conftest import REPO_ROOT, RunTask, alive
+from tests.integration.process_pool.conftest import REPO_ROOT, RunTask, alive, eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]  # slow process starts when loaded
 
 MakeManager = Callable[..., Awaitable[ProcessPoolManager]]
-
-
-async def eventually(check: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {seconds} s")
-        await asyncio.sleep(0.02)
 
 
 def value_of(reply: Done | Failed) -> object:

@@ -22,6 +22,7 @@ from tests.integration.process_pool.conftest import (
     Ledger,
     Worker,
     alive,
+    eventually,
     pool_processes_of,
     queue_keys,
     worker_env,
@@ -31,14 +32,6 @@ from tests.integration.process_pool.conftest import (
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
 START_SECONDS = 60.0  # a worker with a pool starts its pool processes first (slow when loaded)
-
-
-async def eventually(check: Callable[[], bool], seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {seconds} s")
-        await asyncio.sleep(0.05)
 
 
 async def dead_entries(handle: Handle, queue: str, count: int, seconds: float) -> list[Any]:
