@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
+
+import asynctasq
 
 
 @attrs.frozen
@@ -119,3 +123,24 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }
+
+
+def source() -> str:
+    """Return where asynctasq was imported from: ``git <commit>[+dirty]`` or its directory."""
+    package = Path(asynctasq.__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(package), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(package), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return str(package)
+    return f"git {commit}{'+dirty' if dirty else ''} ({package})"

@@ -49,7 +49,7 @@ if str(HERE) not in sys.path:  # run as a script it is already sys.path[0]
 
 import bench_raw  # noqa: E402  (needs HERE on sys.path)
 import bench_tasks  # noqa: E402
-from bench_report import Row, details, machine, table  # noqa: E402
+from bench_report import Row, details, machine, source, table  # noqa: E402
 from bench_worker import BenchError, import_floor_mib, run_worker  # noqa: E402
 
 ROUNDS = 10
@@ -288,6 +288,7 @@ async def measure(
     try:
         info = await raw.info("server")
         bench.figures["machine"] = {**machine(), "redis": info["redis_version"]}
+        bench.figures["asynctasq"] = source()
         size = await bench.element_size()
         bench.figures["element_bytes"] = size
         payload = b"x" * size
@@ -357,7 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"asynctasq Redis benchmark ({figures['mode']}), {figures['date']}, took "
         f"{figures['seconds']} s\n{m['cpus']} CPUs {m['cpu_model']}, {m['ram_gib']} GiB RAM, "
         f"Python {m['python']} ({m['loop']}), Redis {m['redis']}; load average "
-        f"{figures['load_average']['before']} before, {figures['load_average']['after']} after\n",
+        f"{figures['load_average']['before']} before, {figures['load_average']['after']} after\n"
+        f"asynctasq: {figures['asynctasq']}\n",
         file=out,
     )
     print(table(rows) + "\n\n" + details(figures), file=out)
