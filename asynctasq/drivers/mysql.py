@@ -54,6 +54,9 @@ BACKOFF_SECONDS = 0.005
 LOST_CONNECTION = (2006, 2013, 2055)
 """Client errors after which a connection is dropped instead of returned to the pool."""
 
+LOST_ATTEMPTS = 3
+"""How many times a call runs when its pooled connection turns out to be dead."""
+
 DEFAULT_PACKET = 16 * 1024 * 1024
 """MariaDB's default ``max_allowed_packet`` (MySQL 8: 64 MiB); read from the server at open."""
 
@@ -295,7 +298,17 @@ class MySQLConnector:
         return found
 
     async def retry_pause(self, exc: BaseException, attempt: int) -> None:
-        """Pause before running again after lock error ``exc``, or raise it if out of turns."""
+        """Pause before running again after ``exc``, or raise it if it is not worth a rerun.
+
+        Lock errors run again up to :data:`ATTEMPTS` times; a lost connection (the server
+        closed a pooled connection) up to :data:`LOST_ATTEMPTS` times, on a new one. A
+        statement may have run before its connection was lost: an enqueue may then be
+        stored twice (at least once), a claim's rows come back after their visibility
+        timeout.
+        """
+        if _code(exc) in LOST_CONNECTION and attempt < LOST_ATTEMPTS:
+            await asyncio.sleep(BACKOFF_SECONDS * 10 * 2 ** (attempt - 1))
+            return
         if _code(exc) not in LOCK_ERRORS or attempt >= ATTEMPTS:
             raise exc
         self.lock_retries += 1

@@ -51,6 +51,25 @@ CLOSE_SECONDS = 10.0
 
 _SCHEMA_ERRORS = ("42P01", "42703", "42883")  # undefined table, column, function
 
+ATTEMPTS = 3
+"""How many times a call runs when its connection turns out to be dead (see :func:`lost`)."""
+
+BACKOFF_SECONDS = 0.05
+"""The first pause before running a call again on a fresh connection (doubling)."""
+
+
+def lost(exc: BaseException) -> bool:
+    """Return whether ``exc`` means the connection died (the call may run again elsewhere).
+
+    Connection exceptions (SQLSTATE class 08), the server ending the session (57P01-57P03:
+    ``pg_terminate_backend``, shutdown, crash recovery), asyncpg finding the connection
+    closed or in a broken state, and socket errors.
+    """
+    if isinstance(exc, asyncpg.PostgresError):
+        state = str(getattr(exc, "sqlstate", "") or "")
+        return state.startswith("08") or state in ("57P01", "57P02", "57P03")
+    return isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError | OSError)
+
 
 def _count(status: str) -> int:
     """Return the row count of a command tag such as ``"UPDATE 3"`` or ``"INSERT 0 5"``."""
@@ -67,23 +86,23 @@ class PostgresSession:
 
     def __init__(self, queries: dict[str, Query], connection: Any) -> None:
         self._queries = queries
-        self._connection = connection
+        self.connection = connection
 
     async def execute(self, name: str, params: Params) -> int:
         """Run one statement; return its row count."""
         query = self._queries[name]
         args = query.positional(params)
-        return _count(await self._connection.execute(query.sql, *args))
+        return _count(await self.connection.execute(query.sql, *args))
 
     async def execute_many(self, name: str, rows: Sequence[Params]) -> int:
         """Run the array form of the statement once for all ``rows``; return its row count."""
         query = self._queries[name]
-        return _count(await self._connection.execute(query.sql, *_arrays(query, rows)))
+        return _count(await self.connection.execute(query.sql, *_arrays(query, rows)))
 
     async def fetch(self, name: str, params: Params) -> list[Row]:
         """Run one query; return its rows."""
         query = self._queries[name]
-        rows: list[Row] = await self._connection.fetch(query.sql, *query.positional(params))
+        rows: list[Row] = await self.connection.fetch(query.sql, *query.positional(params))
         return rows
 
     claim = fetch
@@ -101,6 +120,7 @@ class PostgresConnector:
     failures: tuple[type[BaseException], ...] = (
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
         OSError,
         TimeoutError,
     )
@@ -185,27 +205,50 @@ class PostgresConnector:
             raise DriverError(self.name, "call", "the driver is not open")
         return self._pool
 
+    async def _on_connection(self, work: Callable[[PostgresSession], Awaitable[T]]) -> T:
+        """Run ``work`` on a pooled connection; on a fresh one if that connection was dead.
+
+        A pooled connection the server closed while it sat idle is found out only when
+        used; the call then runs again (up to :data:`ATTEMPTS` times). A statement may have
+        run before its connection died: an enqueue may then be stored twice (at least
+        once), and a claim's rows come back after their visibility timeout.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._ready().acquire() as connection:
+                    return await work(PostgresSession(self.queries, connection))
+            except self.failures as exc:
+                if not lost(exc) or attempt >= ATTEMPTS:
+                    raise
+            await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+
     async def execute(self, name: str, params: Params) -> int:
         """Run one statement on a pooled connection; return its row count."""
-        async with self._ready().acquire() as connection:
-            return await PostgresSession(self.queries, connection).execute(name, params)
+        return await self._on_connection(lambda session: session.execute(name, params))
 
     async def execute_many(self, name: str, rows: Sequence[Params]) -> int:
         """Run the array form of the statement for all ``rows``; return its row count."""
-        async with self._ready().acquire() as connection:
-            return await PostgresSession(self.queries, connection).execute_many(name, rows)
+        return await self._on_connection(lambda session: session.execute_many(name, rows))
 
     async def fetch(self, name: str, params: Params) -> list[Row]:
         """Run one query on a pooled connection; return its rows."""
-        async with self._ready().acquire() as connection:
-            return await PostgresSession(self.queries, connection).fetch(name, params)
+        return await self._on_connection(lambda session: session.fetch(name, params))
 
     claim = fetch
 
     async def transaction(self, body: Callable[[Session], Awaitable[T]]) -> T:
-        """Run ``body`` in one transaction on one pooled connection."""
-        async with self._ready().acquire() as connection, connection.transaction():
-            return await body(PostgresSession(self.queries, connection))
+        """Run ``body`` in one transaction on one pooled connection.
+
+        Run again on a fresh connection if that one was dead (nothing was committed).
+        """
+
+        async def run(session: PostgresSession) -> T:
+            async with session.connection.transaction():
+                return await body(session)
+
+        return await self._on_connection(run)
 
     async def listen(self, wakeup: Wakeup) -> None:
         """Make sure the listening connection is up and feeds ``wakeup``.

@@ -92,7 +92,8 @@ def _patiently(statement: Callable[[], T]) -> T:
         try:
             return statement()
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+            busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # any extended BUSY code
+            if not busy or time.monotonic() > deadline:
                 raise
             time.sleep(pause)
             pause = min(pause * 2, BUSY_STEP_SECONDS)

@@ -11,7 +11,8 @@ Inside a query:
   ``names`` are replaced by quoted identifiers (or literals) before anything else;
 * ``:name`` is a parameter, bound by name from a mapping (``::type`` casts are left alone);
 * ``[[ ... ]]`` encloses a fragment repeated once per row by ``execute_many`` (the rows'
-  parameters are renamed ``name__0``, ``name__1``, ...), e.g. a multi-row ``VALUES`` list.
+  parameters are renamed ``name__0``, ``name__1``, ...), e.g. a multi-row ``VALUES`` list;
+  a query may hold several such fragments.
   PostgreSQL queries have no such fragment: ``execute_many`` binds each parameter there as
   an array of the rows' values (``unnest(:id::bigint[], ...)``).
 
@@ -45,7 +46,8 @@ class Query:
             (for a repeated fragment, see :meth:`expand`).
         params: parameter names in order of first use (the order of ``$1, $2, ...``).
         style: the client's parameter style.
-        repeated: the ``[[ ... ]]`` fragment in ``:name`` form, or ``""`` when there is none.
+        repeated: the first ``[[ ... ]]`` fragment in ``:name`` form, or ``""`` when there
+            is none.
         template: the whole query in ``:name`` form with the fragment still marked.
     """
 
@@ -61,7 +63,7 @@ class Query:
         return [values[name] for name in self.params]
 
     def expand(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
-        """Repeat the ``[[ ... ]]`` fragment once per row.
+        """Repeat each ``[[ ... ]]`` fragment once per row.
 
         Returns:
             The statement and one mapping holding every row's parameters under
@@ -70,13 +72,16 @@ class Query:
         if not self.repeated:
             return self.sql, dict(rows[0]) if rows else {}
         values: dict[str, Any] = {}
-        parts = []
         for number, row in enumerate(rows):
-            suffix = f"__{number}"
-            parts.append(_PARAM.sub(lambda m: f":{m.group(1)}{suffix}", self.repeated))  # noqa: B023 - used at once
             values.update({f"{key}__{number}": value for key, value in row.items()})
-        text = _REPEAT.sub(lambda _: ", ".join(parts), self.template)
-        return convert(text, self.style)[0], values
+
+        def repeat(match: re.Match[str]) -> str:
+            return ", ".join(
+                _PARAM.sub(lambda m, n=number: f":{m.group(1)}__{n}", match.group(1))
+                for number in range(len(rows))
+            )
+
+        return convert(_REPEAT.sub(repeat, self.template), self.style)[0], values
 
 
 def convert(text: str, style: Style) -> tuple[str, tuple[str, ...]]:

@@ -2,7 +2,9 @@
 -- Times are the server's: NOW(6) plus microseconds. Same statuses and rules as
 -- postgres.sql. MySQL has no UPDATE ... RETURNING: a claim is <name>_select (locking with
 -- FOR UPDATE SKIP LOCKED, in one consistent order) then <name>_update of the picked ids,
--- in one short transaction. [[ ... ]] is repeated once per row by execute_many.
+-- in one short transaction. [[ ... ]] is repeated once per row by execute_many. Batches
+-- name their rows twice, "id IN (...) AND (id, lease_id) IN (...)", so the optimizer
+-- always takes the primary-key range and never scans (and waits on) other rows.
 
 -- name: lock_schema
 SELECT GET_LOCK(CONCAT('asynctasq:', {queue_table_label}), 60)
@@ -95,25 +97,25 @@ FROM {queue_table}
 WHERE queue_name IN :queues AND status = 'pending'
 
 -- name: ack
-DELETE FROM {queue_table} WHERE (id, lease_id) IN ([[(:id, :lease)]])
+DELETE FROM {queue_table} WHERE id IN ([[:id]]) AND (id, lease_id) IN ([[(:id, :lease)]])
 
 -- name: complete
 UPDATE {queue_table}
 SET status = 'completed', lease_id = NULL, locked_until = NULL,
     completed_at = NOW(6), updated_at = NOW(6)
-WHERE (id, lease_id) IN ([[(:id, :lease)]])
+WHERE id IN ([[:id]]) AND (id, lease_id) IN ([[(:id, :lease)]])
 
 -- name: release
 UPDATE {queue_table}
 SET status = 'pending', lease_id = NULL, locked_until = NULL,
     current_attempt = current_attempt - 1, updated_at = NOW(6)
-WHERE (id, lease_id) IN ([[(:id, :lease)]])
+WHERE id IN ([[:id]]) AND (id, lease_id) IN ([[(:id, :lease)]])
 
 -- name: extend
 UPDATE {queue_table}
 SET locked_until = TIMESTAMPADD(MICROSECOND, ROUND(visibility_timeout_seconds * 1000000), NOW(6)),
     updated_at = NOW(6)
-WHERE (id, lease_id) IN ([[(:id, :lease)]]) AND status = 'leased'
+WHERE id IN ([[:id]]) AND (id, lease_id) IN ([[(:id, :lease)]]) AND status = 'leased'
 
 -- name: retry
 UPDATE {queue_table}

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import aiomysql
 import anyio
 import attrs
 import pytest
@@ -22,6 +23,7 @@ import pytest
 from asynctasq.config.records import Config
 from asynctasq.config.resolve import resolve
 from asynctasq.drivers import build_driver, sql
+from asynctasq.drivers.mysql import client_params, connect_params
 from asynctasq.drivers.protocol import DeadLetterEntry, Driver, Outgoing, QueueSizes
 from asynctasq.errors import DriverError, MessageTooLargeError
 from tests.integration.sql_servers import (
@@ -291,3 +293,45 @@ async def test_a_schema_qualified_postgres_table_works(tmp_path: Path) -> None:
         finally:
             await opened.close()
         assert settings["queue_table"].startswith("public.")
+
+
+async def test_a_mysql_deadlock_is_rolled_back_and_run_again(tmp_path: Path) -> None:
+    # C34: another transaction forms a lock cycle with one of the driver's transactions;
+    # InnoDB rolls back the smaller one (the driver's) with 1213 and the driver runs it again.
+    async with migrated("mysql", tmp_path) as (config, settings):
+        opened: Any = build_driver(config)
+        await opened.open()
+        other = await aiomysql.connect(**client_params(connect_params(settings["dsn"])))
+        table = f"`{settings['queue_table']}`"
+        try:
+            await opened.enqueue_many([Outgoing("q", b"%d" % i) for i in range(52)])
+            held = await opened.dequeue(["q"], limit=52, wait_seconds=0)
+            one, two = ({"id": d.receipt[0], "lease": d.receipt[1]} for d in held[:2])
+            first_lock = asyncio.Event()
+            runs: list[int] = []
+
+            async def body(session: Any) -> None:  # locks row one, then row two
+                runs.append(1)
+                await session.execute_many("extend", [one])
+                first_lock.set()
+                await session.execute_many("extend", [two])
+
+            async with other.cursor() as cursor:
+                await cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                await other.begin()  # changes 50 rows: the larger transaction of the two
+                touch = f"UPDATE {table} SET updated_at = NOW(6) WHERE id > {two['id']}"  # noqa: S608
+                await cursor.execute(touch)
+                await cursor.execute(f"SELECT id FROM {table} WHERE id = {two['id']} FOR UPDATE")  # noqa: S608
+                running = asyncio.create_task(opened._db.transaction(body))  # white box
+                with anyio.fail_after(10):
+                    await first_lock.wait()
+                await asyncio.sleep(0.3)  # the body now waits for row two
+                await cursor.execute(f"SELECT id FROM {table} WHERE id = {one['id']} FOR UPDATE")  # noqa: S608
+                await other.commit()
+            with anyio.fail_after(20):
+                await running
+            assert len(runs) == 2  # rolled back once, run again
+            assert opened._db.lock_retries == 1
+        finally:
+            other.close()
+            await opened.close()

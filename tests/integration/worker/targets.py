@@ -20,6 +20,7 @@ import redis
 from redis.asyncio import Redis
 
 from tests.integration.rabbitmq_admin import delete_topology, queue_counts, require_rabbitmqctl
+from tests.integration.worker.sql_targets import sql_parts
 
 Sizes = Callable[[str], Awaitable[dict[str, int]]]
 """``await sizes(queue)`` -> ready, in-flight, delayed and dead counts as the broker sees them."""
@@ -114,9 +115,21 @@ def rabbitmq_target(request: pytest.FixtureRequest) -> Target:
     return Target("rabbitmq", variables, settings, sizes, cleanup)
 
 
+def sql_target(driver: str) -> Callable[[pytest.FixtureRequest], Target]:
+    """Return the target factory of an SQL driver (its own migrated tables per test)."""
+
+    def make(request: pytest.FixtureRequest) -> Target:
+        return Target(driver, *sql_parts(driver, request))
+
+    return make
+
+
 TARGETS: dict[str, Callable[[pytest.FixtureRequest], Target]] = {
     "redis": redis_target,
     "rabbitmq": rabbitmq_target,
+    "postgres": sql_target("postgres"),
+    "mysql": sql_target("mysql"),
+    "sqlite": sql_target("sqlite"),
 }
 
 on_brokers = pytest.mark.parametrize("broker_name", sorted(TARGETS), indirect=True)

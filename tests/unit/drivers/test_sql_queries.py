@@ -49,7 +49,7 @@ def test_a_fragment_in_double_brackets_is_repeated_once_per_row() -> None:
     queries = load("mysql", "pyformat", identifiers("q", "d", quote="`"))
     sql, values = queries["ack"].expand([{"id": 1, "lease": 7}, {"id": 2, "lease": 8}])
     assert sql == (
-        "DELETE FROM `q` WHERE (id, lease_id) IN "
+        "DELETE FROM `q` WHERE id IN (%(id__0)s, %(id__1)s) AND (id, lease_id) IN "
         "((%(id__0)s, %(lease__0)s), (%(id__1)s, %(lease__1)s))"
     )
     assert values == {"id__0": 1, "lease__0": 7, "id__1": 2, "lease__1": 8}
