@@ -90,8 +90,10 @@ def details(figures: dict[str, Any]) -> str:
             lines.append(
                 f"- drain c{c}: whole process {d['process_rate']:,.0f} tasks/s including "
                 f"start-up {d['startup_s']:.2f} s (spawn to first task) and exit "
-                f"{d['shutdown_s']:.2f} s (last task to exit); VmHWM {d['hwm_mib']:.1f} MiB"
+                f"{d['shutdown_s']:.2f} s (last task to exit); VmHWM {d['hwm_mib']:.1f} MiB; "
+                f"most leases held at once (sampled every 10 ms): {d['processing_max']:,}"
             )
+            lines += [f"  - worker log: {line}" for line in d["warnings"]]
     if "rss_import_floor_mib" in figures:
         lines.append(
             "- RSS floor (a process importing only asynctasq, redis, uvloop, the tasks): "

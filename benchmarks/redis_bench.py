@@ -80,6 +80,7 @@ class Bench:
     sizes: Sizes
     tmp: Path
     raw: Redis
+    python: str = sys.executable  # the workers' interpreter
     run: str = attrs.field(factory=lambda: uuid.uuid4().hex[:8])
     figures: dict[str, Any] = attrs.field(factory=dict)
 
@@ -183,7 +184,19 @@ async def drain(bench: Bench, concurrency: int) -> dict[str, float]:
         for start in range(0, count, 1000):
             size = min(1000, count - start)
             await asynctasq.dispatch_many([bench_tasks.noop() for _ in range(size)])
-    run = await run_worker(bench.url, bench.tmp, queue, concurrency, count)
+    in_flight_max = 0
+
+    async def watch_in_flight() -> None:  # leases held at once: at most ~concurrency
+        nonlocal in_flight_max
+        while True:
+            in_flight_max = max(in_flight_max, await bench.raw.zcard(f"queue:{queue}:processing"))
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.ensure_future(watch_in_flight())
+    try:
+        run = await run_worker(bench.url, bench.tmp, queue, concurrency, count, python=bench.python)
+    finally:
+        watcher.cancel()
     noop = run.stats["noop"]
     if noop["count"] != count:
         raise BenchError(f"drain c{concurrency}: {noop['count']} of {count} tasks ran")
@@ -196,6 +209,8 @@ async def drain(bench: Bench, concurrency: int) -> dict[str, float]:
         "shutdown_s": run.exited_at - noop["last"],
         "hwm_mib": run.stats["VmHWM"] / 1024,
         "hwm_polled_mib": run.hwm_polled_kib / 1024,
+        "processing_max": in_flight_max,
+        "warnings": run.warnings,
     }
 
 
@@ -211,7 +226,7 @@ async def drain_rows(bench: Bench, payload: bytes) -> list[Row]:
     ceiling = sorted(runs)[RAW_RUNS // 2]  # the median run
     bench.figures["drain_c10"] = c10
     bench.figures["drain_c100"] = c100
-    floor = import_floor_mib()
+    floor = import_floor_mib(bench.python)
     bench.figures["rss_import_floor_mib"] = floor
     rss = c100["hwm_mib"]
     return [
@@ -252,7 +267,9 @@ async def latency_rows(bench: Bench, payload: bytes) -> list[Row]:
                 sent = time.time()
                 await bench_tasks.stamp(sent if number >= warm else -1.0).dispatch()
 
-    run = await run_worker(bench.url, bench.tmp, queue, 10, 1 + warm + sizes.latency, feed)
+    run = await run_worker(
+        bench.url, bench.tmp, queue, 10, 1 + warm + sizes.latency, feed, python=bench.python
+    )
     ours = sorted((started - sent) * 1000.0 for sent, started in run.stats["stamps"] if sent > 0)
     if len(ours) != sizes.latency:
         raise BenchError(f"latency: {len(ours)} of {sizes.latency} stamps came back")
@@ -280,11 +297,12 @@ PHASES = ("enqueue", "drain", "latency")
 
 
 async def measure(
-    url: str, sizes: Sizes, tmp: Path, phases: Sequence[str] = PHASES
+    url: str, sizes: Sizes, tmp: Path, phases: Sequence[str] = PHASES, python: str = sys.executable
 ) -> tuple[list[Row], dict[str, Any]]:
     """Run the phases once; return the rows and the side figures."""
     raw = Redis.from_url(url)
-    bench = Bench(url, sizes, tmp, raw)
+    bench = Bench(url, sizes, tmp, raw, python)
+    bench.figures["worker_python"] = python
     try:
         info = await raw.info("server")
         bench.figures["machine"] = {**machine(), "redis": info["redis_version"]}
@@ -322,6 +340,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only", metavar="PHASES", default=",".join(PHASES), help="e.g. latency or enqueue,drain"
     )
     parser.add_argument(
+        "--worker-python",
+        metavar="PATH",
+        default=sys.executable,
+        help="the workers' interpreter, e.g. a virtualenv with only asynctasq's dependencies "
+        "(this asynctasq goes first on its PYTHONPATH); default: this one",
+    )
+    parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
         help="this process' event loop (default: uvloop when installed, like the worker)",
@@ -339,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         use_uvloop = None if args.loop is None else args.loop == "uvloop"
         try:
             phases = args.only.split(",")
-            coro = measure(args.redis_url, sizes, Path(tmp), phases)
+            coro = measure(args.redis_url, sizes, Path(tmp), phases, args.worker_python)
             rows, figures = asynctasq.run(coro, use_uvloop=use_uvloop)
         except BenchError as exc:
             print(f"benchmark failed: {exc}", file=sys.stderr)
@@ -359,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{figures['seconds']} s\n{m['cpus']} CPUs {m['cpu_model']}, {m['ram_gib']} GiB RAM, "
         f"Python {m['python']} ({m['loop']}), Redis {m['redis']}; load average "
         f"{figures['load_average']['before']} before, {figures['load_average']['after']} after\n"
-        f"asynctasq: {figures['asynctasq']}\n",
+        f"asynctasq: {figures['asynctasq']}; workers run by {figures['worker_python']}\n",
         file=out,
     )
     print(table(rows) + "\n\n" + details(figures), file=out)
