@@ -29,15 +29,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
-from asynctasq.drivers.sql_connector import Connector, Row, Session, migrate_hint
-from asynctasq.drivers.sql_wakeup import MIN_POLL_SECONDS, Wakeup
-from asynctasq.errors import DriverError, MessageTooLargeError
+from asynctasq.drivers.sql_claim import claim, pause
+from asynctasq.drivers.sql_connector import Connector, Session
+from asynctasq.drivers.sql_dead import dead_entry, requeue
+from asynctasq.drivers.sql_schema import check_schema, migrate_schema
+from asynctasq.drivers.sql_wakeup import Wakeup
+from asynctasq.errors import MessageTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -53,21 +55,11 @@ def _receipt(delivery: Delivery) -> dict[str, Any]:
     return {"id": row_id, "lease": lease, "now": time.time()}
 
 
-def _entry(row: Row) -> DeadLetterEntry:
-    return DeadLetterEntry(
-        queue=str(row[1]),
-        body=bytes(row[2]),
-        task_id=str(row[3]),
-        task_name=str(row[4]),
-        error_type=str(row[5]),
-        error_message=str(row[6]),
-        attempts=int(row[7]),
-        failed_at=float(row[8]),
-    )
-
-
 class SQLDriver:
-    """A driver over one SQL database (also a ``DeadLetterStore``). Built per dialect.
+    """A driver over one SQL database (also a ``DeadLetterStore`` and a ``QueueCatalog``).
+
+    Built per dialect by :mod:`~asynctasq.drivers.postgres`, :mod:`~asynctasq.drivers.mysql`
+    and :mod:`~asynctasq.drivers.sqlite`.
 
     Args:
         connector: the database client behind the named queries.
@@ -118,19 +110,10 @@ class SQLDriver:
         with self._edge("open"):
             await self._db.open()
             try:
-                await self._check_schema()
+                await check_schema(self._db)
             except BaseException:
                 await self._db.close()
                 raise
-
-    async def _check_schema(self) -> None:
-        found = {str(row[0]) for row in await self._db.fetch("schema_objects", {})}
-        missing = [label for label in self._db.expected_objects if label not in found]
-        if missing:
-            detail = f"the schema is missing {', '.join(missing)}; {migrate_hint(self.name)}"
-            raise DriverError(self.name, "open", detail)
-        await self._db.fetch("check_queue_table", {})
-        await self._db.fetch("check_dead_letter_table", {})
 
     async def close(self) -> None:
         """Wake every waiting ``dequeue`` and close every connection (idempotent)."""
@@ -151,26 +134,10 @@ class SQLDriver:
             DriverError: the database cannot be reached or refused a statement.
 
         """
-
-        async def run(session: Session) -> list[str]:
-            await session.fetch("lock_schema", {})
-            try:
-                before = {str(row[0]) for row in await session.fetch("schema_objects", {})}
-                for step in self._db.migration_steps:
-                    await session.execute(step, {})
-                after = {str(row[0]) for row in await session.fetch("schema_objects", {})}
-            finally:
-                await session.fetch("unlock_schema", {})
-            return [
-                f"{label} already exists" if label in before else f"created {label}"
-                for label in self._db.expected_objects
-                if label in before or label in after
-            ]
-
         with self._edge("migrate"):
             await self._db.open(create=True)
             try:
-                return await self._db.transaction(run)
+                return await self._db.transaction(lambda session: migrate_schema(self._db, session))
             finally:
                 await self._db.close()
 
@@ -216,30 +183,6 @@ class SQLDriver:
         for queue in {message.queue for message in messages}:
             self._wakeup.notify(queue)
 
-    async def _claim(self, queues: Sequence[str], limit: int) -> list[Delivery]:
-        lease = secrets.randbits(63)
-        claimed: list[Delivery] = []
-        for queue in queues:
-            params = {"queue": queue, "limit": limit - len(claimed), "lease": lease}
-            rows = await self._db.claim("claim", {**params, "now": time.time()})
-            rows = sorted(rows, key=lambda row: (row[4], row[0]))
-            claimed += [
-                Delivery(queue, bytes(row[1]), (row[0], lease), int(row[2]), float(row[3]))
-                for row in rows
-            ]
-            if len(claimed) >= limit:
-                break
-        return claimed
-
-    async def _pause(self, queues: Sequence[str], remaining: float) -> float:
-        """Return how long to wait: until the next delayed row is due, at most ``remaining``."""
-        if self._wakeup.polling:
-            return remaining  # the watch caps it at the poll interval
-        [[due]] = await self._db.fetch("next_due", {"queues": list(queues), "now": time.time()})
-        if due is None:
-            return remaining
-        return min(remaining, max(float(due), MIN_POLL_SECONDS))
-
     async def dequeue(
         self, queues: Sequence[str], *, limit: int, wait_seconds: float
     ) -> list[Delivery]:
@@ -262,14 +205,14 @@ class SQLDriver:
                 await self._db.listen(self._wakeup)
             with self._wakeup.watch(queues) as watch:
                 while True:
-                    claimed = await self._claim(queues, limit)
+                    claimed = await claim(self._db, queues, limit)
                     if claimed:
                         self._wakeup.worked()
                         return claimed
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         return []
-                    await watch.wait(await self._pause(queues, remaining))
+                    await watch.wait(await pause(self._db, self._wakeup, queues, remaining))
 
     async def _settle(self, operation: str, query: str, deliveries: Sequence[Delivery]) -> int:
         if not deliveries:
@@ -405,7 +348,7 @@ class SQLDriver:
             return []
         with self._edge("dead_letters"):
             rows = await self._db.fetch("dead_letters", {"queue": queue, "limit": limit})
-        return [_entry(row) for row in rows]
+        return [dead_entry(row) for row in rows]
 
     async def requeue_dead(
         self,
@@ -424,37 +367,26 @@ class SQLDriver:
             DriverError: the database failed.
 
         """
-        wanted = None if task_ids is None else set(task_ids)
-
-        def fresh(row: Row) -> Outgoing | None:
-            body = bytes(row[2])
-            if rewrite is not None:
-                try:
-                    body = rewrite(body)
-                except Exception as exc:  # that entry stays dead-lettered
-                    logger.warning("requeue_dead: kept task %s: %s", row[3], exc)
-                    return None
-            return Outgoing(queue, body, 0.0, float(row[9]), str(row[3]))
 
         async def move(session: Session) -> int:
-            rows = await session.fetch("lock_dead_letters", {"queue": queue})
-            chosen = [
-                (row, message)
-                for row in rows
-                if wanted is None or str(row[3]) in wanted
-                if (message := fresh(row)) is not None
-            ]
-            if not chosen:
-                return 0
-            await session.execute_many("enqueue", [self._checked(m) for _, m in chosen])
-            await session.execute_many("delete_dead", [{"id": row[0]} for row, _ in chosen])
-            return len(chosen)
+            return await requeue(session, queue, task_ids, rewrite, self._checked)
 
         with self._edge("requeue_dead"):
             moved = await self._db.transaction(move)
         if moved:
             self._wakeup.notify(queue)
         return moved
+
+    async def queue_names(self) -> list[str]:
+        """Return the queues with a pending, leased or dead-lettered row, sorted.
+
+        Raises:
+            DriverError: the database failed.
+
+        """
+        with self._edge("queue_names"):
+            rows = await self._db.fetch("queue_names", {})
+        return sorted(str(row[0]) for row in rows)
 
     async def purge_dead(self, queue: str) -> int:
         """Delete every dead letter of ``queue``; return how many there were.

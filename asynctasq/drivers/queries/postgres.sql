@@ -218,3 +218,9 @@ DELETE FROM {dead_letter_table} WHERE id = ANY(:id::bigint[])
 
 -- name: purge_dead
 DELETE FROM {dead_letter_table} WHERE queue_name = :queue
+
+-- name: queue_names
+SELECT queue_name FROM {queue_table} WHERE status <> 'completed'
+UNION
+SELECT queue_name FROM {dead_letter_table}
+ORDER BY 1

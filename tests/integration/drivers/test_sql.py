@@ -24,7 +24,13 @@ from asynctasq.config.records import Config
 from asynctasq.config.resolve import resolve
 from asynctasq.drivers import build_driver, sql
 from asynctasq.drivers.mysql import client_params, connect_params
-from asynctasq.drivers.protocol import DeadLetterEntry, Driver, Outgoing, QueueSizes
+from asynctasq.drivers.protocol import (
+    DeadLetterEntry,
+    Driver,
+    Outgoing,
+    QueueCatalog,
+    QueueSizes,
+)
 from asynctasq.errors import DriverError, MessageTooLargeError
 from tests.integration.sql_servers import (
     SQL_DRIVERS,
@@ -335,3 +341,16 @@ async def test_a_mysql_deadlock_is_rolled_back_and_run_again(tmp_path: Path) -> 
         finally:
             other.close()
             await opened.close()
+
+
+async def test_the_queue_catalog_lists_queues_with_rows(driver: Driver) -> None:
+    assert isinstance(driver, QueueCatalog)
+    assert await driver.queue_names() == []
+    await driver.enqueue_many([Outgoing("b", b"1"), Outgoing("a", b"2", delay_seconds=60)])
+    [held] = await driver.dequeue(["b"], limit=1, wait_seconds=0)
+    await driver.enqueue(Outgoing("c", b"3"))
+    [doomed] = await driver.dequeue(["c"], limit=1, wait_seconds=0)
+    await driver.dead_letter(doomed, DeadLetterEntry("c", b"3", "t", "n", "E", "m", 1, 1.0))
+    assert await driver.queue_names() == ["a", "b", "c"]
+    await driver.ack([held])
+    assert await driver.queue_names() == ["a", "c"]

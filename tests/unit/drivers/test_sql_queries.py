@@ -18,7 +18,7 @@ SHARED = {
     "lock_schema", "unlock_schema", "schema_objects", "check_queue_table",
     "check_dead_letter_table", "enqueue", "next_due", "ack", "complete", "release",
     "extend", "retry", "drop_lease", "insert_dead", "sizes", "dead_letters",
-    "lock_dead_letters", "delete_dead", "purge_dead",
+    "lock_dead_letters", "delete_dead", "purge_dead", "queue_names",
 }  # fmt: skip
 CLAIMS = {"claim", "reclaim"}
 
