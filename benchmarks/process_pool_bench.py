@@ -11,7 +11,8 @@ Run ``.venv/bin/python benchmarks/process_pool_bench.py`` (no broker needed). It
    * pool 1 / pool 2: the same work as ``sync_process`` tasks of a worker (memory driver,
      concurrency 2) with ``process_pool.size`` 1 and 2;
 
-   each as tasks per second and as a speed-up ratio over inline. Starting the pool
+   each as tasks per second and as a speed-up ratio over inline, the best of ``REPEATS``
+   runs (the machine may be busy with other work). Starting the pool
    processes is not counted (they are started before the worker); the worker's own
    start-up and its memory-driver round trips are. "manager only" runs the same tasks
    straight through a manager, without a worker or broker.
@@ -29,12 +30,13 @@ The tasks are defined here, so pool processes import this file by its module nam
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asynctasq import ProcessPoolManager, configured, run_worker, task
@@ -46,6 +48,7 @@ from asynctasq.worker.pool import child_spec
 TASKS = 40
 ITERATIONS = 600_000
 ROUND_TRIPS = 200
+REPEATS = 3
 MODULE = "process_pool_bench"
 
 
@@ -152,6 +155,11 @@ async def round_trips_ms(pending: Callable[[], Any], *, warm: bool) -> list[floa
     return timings
 
 
+async def best(measure: Callable[[], Awaitable[float]]) -> float:
+    """Return the shortest of ``REPEATS`` measurements (the least disturbed by other load)."""
+    return min([await measure() for _ in range(REPEATS)])
+
+
 def row(label: str, seconds: float, reference: float) -> str:
     rate, ratio = TASKS / seconds, reference / seconds
     return f"  {label:<38} {seconds:7.2f} s  {rate:7.1f} tasks/s  speed-up x{ratio:.2f}"
@@ -162,15 +170,20 @@ async def main() -> None:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"python {sys.version.split()[0]}, {cpus} CPUs")
     print(f"1. CPU-bound: {TASKS} x burn({ITERATIONS:,})")
-    inline = inline_seconds()
+    inline = min(inline_seconds() for _ in range(REPEATS))
     print(row("inline (one after another)", inline, inline))
-    threads = await worker_seconds(lambda: burn_in_thread(ITERATIONS), None)
+    threads = await best(lambda: worker_seconds(lambda: burn_in_thread(ITERATIONS), None))
     print(row("worker, sync tasks in threads (c=2)", threads, inline))
+
+    def pool_call() -> Any:
+        return burn_in_pool(ITERATIONS)
+
     for size in (1, 2):
-        seconds = await worker_seconds(lambda: burn_in_pool(ITERATIONS), size)
+        seconds = await best(functools.partial(worker_seconds, pool_call, size))
         print(row(f"worker, sync_process, pool size {size}", seconds, inline))
     for size in (1, 2):
-        print(row(f"manager only, pool size {size}", await pool_seconds(size), inline))
+        seconds = await best(functools.partial(pool_seconds, size))
+        print(row(f"manager only, pool size {size}", seconds, inline))
     print(f"2. Per-task overhead, {ROUND_TRIPS} no-op tasks one at a time (ms per task)")
     for label, pending, warm in (
         ("async_process, warm event loop", nothing_async, True),
