@@ -2,8 +2,10 @@
 
 The pieces: :mod:`rabbitmq_link` (connection, topology, confirmed publishing),
 :mod:`rabbitmq_consume` (consumers and their buffer, re-stamping, the watchdog),
-:mod:`rabbitmq_delay` (delayed messages), :mod:`rabbitmq_dead` (dead letters),
-:mod:`rabbitmq_format` (names, headers). How the protocol maps onto RabbitMQ:
+:mod:`rabbitmq_redeliveries` (copies of messages this driver still runs),
+:mod:`rabbitmq_acks` (batched acks), :mod:`rabbitmq_settle` (ack, release, retry,
+dead-letter), :mod:`rabbitmq_delay` (delayed messages), :mod:`rabbitmq_dead` (dead
+letters), :mod:`rabbitmq_format` (names, headers). How the protocol maps onto RabbitMQ:
 
 * ``enqueue``: a persistent message published with ``mandatory`` and a publisher confirm;
   it returns once the broker confirmed it. ``enqueue_many`` sends all, then awaits all
@@ -16,8 +18,11 @@ The pieces: :mod:`rabbitmq_link` (connection, topology, confirmed publishing),
   is acked, or until the channel it came on closes (the worker died, the connection
   dropped, or the broker's ``consumer_timeout`` — 30 minutes by default — passed; raise it
   in ``rabbitmq.conf`` for longer tasks). Then the broker requeues it, marked
-  ``redelivered``. So ``extend`` has nothing to do, and a lost lease is detected as a
-  closed channel: ``ack`` skips it (logged), ``retry``/``dead_letter`` store nothing.
+  ``redelivered``. A lost hold is detected as a closed channel. If the copy comes back
+  here while the task still runs, it waits for that run and is settled by it (so a
+  dropped connection does not run a task twice); ``extend`` renews the local lease that
+  bounds that wait. Otherwise ``ack`` skips the lost delivery (logged) and
+  ``retry``/``dead_letter`` store nothing: the copy runs again, counted.
 * ``delivery_count``: kept in a header; a redelivered message is re-stamped with one more
   before anyone runs it (:mod:`rabbitmq_consume`).
 * ``release`` (shutdown): cancels the consumers, then stores each unfinished or merely
@@ -27,6 +32,7 @@ The pieces: :mod:`rabbitmq_link` (connection, topology, confirmed publishing),
 * ``retry`` / ``dead_letter``: publish the next attempt (or the entry to
   ``{queue}_dead``) with a confirm, *then* ack the old delivery: a crash in between may
   duplicate the task, never lose it.
+* ``ack``: batched, one ``basic.ack(multiple)`` frame where the tags allow.
 * ``maintain``: releases due delayed messages (every worker calls it).
 * ``sizes``: ready, delayed and dead come from the broker (plus this driver's buffer);
   ``in_flight`` counts this driver's own unsettled deliveries (AMQP cannot ask a queue
@@ -43,8 +49,6 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from aio_pika import Message
-
 from asynctasq.config.records import Config, RabbitMQConfig
 from asynctasq.drivers import rabbitmq_format as form
 from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
@@ -53,6 +57,7 @@ from asynctasq.drivers.rabbitmq_consume import Consumers
 from asynctasq.drivers.rabbitmq_dead import DeadLetters
 from asynctasq.drivers.rabbitmq_delay import DelayedRelease
 from asynctasq.drivers.rabbitmq_link import FAILURES, Link
+from asynctasq.drivers.rabbitmq_settle import Settlement, Triple
 from asynctasq.errors import DriverError, MessageTooLargeError
 
 logger = logging.getLogger("asynctasq.drivers.rabbitmq")
@@ -67,8 +72,6 @@ CLOSE_SECONDS = 5.0
 """How long ``close`` tries to give buffered messages back before leaving it to the broker."""
 
 CLOSE_FAILURES: tuple[type[BaseException], ...] = (*FAILURES, DriverError)
-
-Triple = tuple[str, str, Message]
 
 
 def default_connection_name() -> str:
@@ -120,6 +123,7 @@ class RabbitMQDriver:
         self._consumers = Consumers(self._link, config.prefetch_count, watch_seconds=watch_seconds)
         self._delayed = DelayedRelease(self._link)
         self._dead = DeadLetters(self._link)
+        self._settle = Settlement(self._link, self._consumers)
         self._ids = form.MessageIds()
         self._opened = False
 
@@ -141,7 +145,7 @@ class RabbitMQDriver:
         self._opened = False
         try:
             async with asyncio.timeout(CLOSE_SECONDS):
-                await self._give_back(await self._consumers.stop())
+                await self._settle.release([])
         except CLOSE_FAILURES as exc:
             logger.warning("could not give buffered messages back (%s); the broker will", exc)
         if unsettled := self._consumers.unsettled():
@@ -219,37 +223,10 @@ class RabbitMQDriver:
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Ack finished messages; a delivery whose channel closed is skipped and logged.
 
-        The broker redelivers such a message (its ack cannot reach it), so it runs again.
+        The broker redelivers such a message (its ack cannot reach it); if the copy comes
+        back to this driver it is acked instead of run again.
         """
-        held = []
-        for delivery in deliveries:
-            receipt: Receipt = delivery.receipt
-            if self._consumers.holds(delivery.queue, receipt):
-                held.append(receipt.message)
-            self._consumers.forget(delivery.queue, receipt)
-        lost = len(deliveries) - len(held) + await self._consumers.acks.acknowledge(held)
-        if lost:
-            logger.warning(
-                "ack: %d of %d deliveries were lost with their channel; the broker redelivers them",
-                lost,
-                len(deliveries),
-            )
-
-    async def _give_back(self, deliveries: Sequence[Delivery]) -> None:
-        """Store copies at the front of their queues (same count, confirmed), then ack."""
-        if not deliveries:
-            return
-        copies = []
-        for delivery in deliveries:
-            receipt: Receipt = delivery.receipt
-            amqp = form.copy_of(
-                receipt.message, self._ids.next(), count=receipt.count, priority=form.FRONT
-            )
-            copies.append((delivery.queue, delivery.queue, amqp))
-        await self._link.publish(copies)
-        messages = [delivery.receipt.message for delivery in deliveries]
-        if lost := await self._consumers.acks.acknowledge(messages):
-            logger.warning("%d released messages could not be acked; they come back", lost)
+        await self._settle.ack(deliveries)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Stop consuming; put unfinished and prefetched messages back at the front at once.
@@ -263,37 +240,15 @@ class RabbitMQDriver:
 
         """
         try:
-            leftovers = await self._consumers.stop()
-            held = [d for d in deliveries if self._consumers.holds(d.queue, d.receipt)]
-            await self._give_back([*held, *leftovers])
+            await self._settle.release(deliveries)
         except FAILURES as exc:
             raise self._link.error("release", exc) from exc
-        for delivery in deliveries:
-            self._consumers.forget(delivery.queue, delivery.receipt)
 
     async def _replace(self, operation: str, delivery: Delivery, triple: Triple) -> None:
-        """Publish ``triple`` (confirmed), then ack ``delivery``; nothing if it was lost."""
-        receipt: Receipt = delivery.receipt
-        if not self._consumers.holds(delivery.queue, receipt):
-            logger.warning(
-                "%s: the delivery on queue %r was lost with its channel; not stored",
-                operation,
-                delivery.queue,
-            )
-            self._consumers.forget(delivery.queue, receipt)
-            return
         try:
-            await self._link.publish([triple])
+            await self._settle.replace(operation, delivery, triple)
         except FAILURES as exc:
             raise self._link.error(operation, exc) from exc
-        if await self._consumers.acks.acknowledge([receipt.message]):
-            logger.warning(
-                "%s: stored, but the old delivery on queue %r was lost before its ack; "
-                "the broker redelivers it (the task may run twice)",
-                operation,
-                delivery.queue,
-            )
-        self._consumers.forget(delivery.queue, receipt)
 
     async def retry(self, delivery: Delivery, message: Outgoing) -> None:
         """Publish the next attempt (ready or delayed) with a confirm, then ack ``delivery``.
@@ -316,7 +271,14 @@ class RabbitMQDriver:
         await self._replace("dead_letter", delivery, self._dead.message(entry, vt_ms))
 
     async def extend(self, deliveries: Sequence[Delivery]) -> None:
-        """Do nothing: a delivery is held until acked or until its channel closes."""
+        """Renew each delivery's lease (no broker call: RabbitMQ has no lease).
+
+        A delivery is held until acked or until its channel closes; the lease only bounds
+        how long a redelivered copy waits for it (:mod:`rabbitmq_redeliveries`).
+        """
+        for delivery in deliveries:
+            if isinstance(delivery.receipt, Receipt):
+                delivery.receipt.renew()
 
     async def maintain(self, queues: Sequence[str]) -> float | None:
         """Release due delayed messages of ``queues`` (see :mod:`rabbitmq_delay`).

@@ -9,6 +9,7 @@ means less work for the broker, which is what bounds a drain.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import aiormq.abc
@@ -19,13 +20,29 @@ from asynctasq.drivers.rabbitmq_link import FAILURES
 
 
 class Receipt:
-    """The driver's hold on one delivery: the received message and its stored count."""
+    """The driver's hold on one delivery: the received message, its count and its lease.
 
-    __slots__ = ("count", "message")
+    RabbitMQ has no lease; the driver keeps one only to decide how long a redelivered copy
+    of this message waits for this delivery to settle (see :mod:`rabbitmq_redeliveries`):
+    ``renewed_at`` (monotonic seconds) moves on with each ``extend``, from any thread.
+    """
 
-    def __init__(self, message: AbstractIncomingMessage, count: int) -> None:
+    __slots__ = ("count", "lease_seconds", "message", "renewed_at")
+
+    def __init__(self, message: AbstractIncomingMessage, count: int, lease_seconds: float) -> None:
         self.message = message
         self.count = count
+        self.lease_seconds = lease_seconds
+        self.renewed_at = time.monotonic()
+
+    def renew(self) -> None:
+        """Start the lease again (``extend``)."""
+        self.renewed_at = time.monotonic()
+
+    @property
+    def leased(self) -> bool:
+        """True until ``lease_seconds`` passed since the delivery or its last renewal."""
+        return time.monotonic() < self.renewed_at + self.lease_seconds
 
     @property
     def lost(self) -> bool:

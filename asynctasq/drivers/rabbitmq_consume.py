@@ -8,14 +8,17 @@ has requeued it already.
 
 Delivery count. RabbitMQ marks a message ``redelivered`` when a consumer's channel closed
 without acking it (a crashed or disconnected worker) — but classic queues keep no count.
-So a redelivered message is never handed out: it is *re-stamped* — a copy with its
+So a redelivered message is not handed out as it is: it is *re-stamped* — a copy with its
 ``x-asynctasq-count`` header one higher is published at the front of the queue
 (priority 1, with a confirm), then the redelivered copy is acked. The copy's delivery
 reports ``count + 1``, so every lost delivery is counted, however many times a worker
-crashes. Releases never go through the ``redelivered`` path (see ``release`` in
-:mod:`~asynctasq.drivers.rabbitmq`), so they are not counted. Note: a crash counts one
-delivery for every message the worker held — running ones and those only prefetched —
-so keep ``prefetch_count`` near the worker's concurrency.
+crashes. Releases never go through the ``redelivered`` path (see
+:mod:`~asynctasq.drivers.rabbitmq_settle`), so they are not counted. A copy coming back to
+the driver that lost it is handled by :mod:`~asynctasq.drivers.rabbitmq_redeliveries`: it
+waits for (and is settled by) the run still in progress, is acked if that run already
+finished, or, if it was only prefetched, is buffered again uncounted. A crashed process
+remembers nothing: then every message it held — running or only prefetched — comes back
+counted, so keep ``prefetch_count`` near the worker's concurrency.
 
 Recovery. aio-pika's robust channel re-registers the consumers (and QoS) after a
 reconnection, and after the broker cancels a consumer (queue deleted). A watchdog checks
@@ -30,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from aio_pika.abc import (
@@ -44,6 +47,7 @@ from asynctasq.drivers import rabbitmq_format as form
 from asynctasq.drivers.protocol import Delivery
 from asynctasq.drivers.rabbitmq_acks import Acks, Receipt
 from asynctasq.drivers.rabbitmq_link import FAILURES, Link
+from asynctasq.drivers.rabbitmq_redeliveries import Redeliveries
 from asynctasq.errors import DriverError
 
 logger = logging.getLogger("asynctasq.drivers.rabbitmq")
@@ -85,6 +89,7 @@ class Consumers:
         self._restamps: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self.acks = Acks()
+        self.redeliveries = Redeliveries()
         self._hinted = False
 
     # -- consuming -------------------------------------------------------------------
@@ -130,18 +135,36 @@ class Consumers:
     def _receive(self, queue: str, message: AbstractIncomingMessage) -> None:
         if not self.acks.track(message):
             return  # the channel closed already: the broker requeued it
-        if message.redelivered:
-            task = asyncio.get_running_loop().create_task(self._restamp(queue, message))
-            self._restamps.add(task)
-            task.add_done_callback(self._restamps.discard)
+        action = self.redeliveries.arrived(queue, message) if message.redelivered else "fresh"
+        if action == "ack":  # its original finished while disconnected
+            self._spawn(self._ack_copy(queue, message))
+        elif action == "restamp":
+            self._spawn(self._restamp(queue, message))
+        if action != "fresh":
             return
         count = form.header_int(message, form.COUNT)
-        vt_ms = form.header_int(message, form.VT_MS, DEFAULT_VT_MS)
-        delivery = Delivery(queue, message.body, Receipt(message, count), count + 1, vt_ms / 1000)
-        self._buffers[queue].append(delivery)
+        lease = form.header_int(message, form.VT_MS, DEFAULT_VT_MS) / 1000
+        receipt = Receipt(message, count, lease)
+        self.redeliveries.buffered(receipt)
+        self._buffers[queue].append(Delivery(queue, message.body, receipt, count + 1, lease))
         arrival, self._arrival = self._arrival, None
         if arrival is not None and not arrival.done():
             arrival.set_result(None)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._restamps.add(task)
+        task.add_done_callback(self._restamps.discard)
+
+    def _restamp_expired(self) -> None:
+        for queue, message in self.redeliveries.expired():
+            self._spawn(self._restamp(queue, message))
+
+    async def _ack_copy(self, queue: str, message: AbstractIncomingMessage) -> None:
+        if await self.acks.acknowledge([message]):
+            logger.warning("a copy of a task finished while disconnected could not be acked")
+        else:
+            logger.info("acked the redelivered copy of a task finished on queue %r", queue)
 
     async def _restamp(self, queue: str, message: AbstractIncomingMessage) -> None:
         """Store a copy counting the lost delivery, at the front; then drop the original."""
@@ -179,12 +202,13 @@ class Consumers:
                 await asyncio.sleep(0)
             if self._restamps:
                 await asyncio.gather(*self._restamps, return_exceptions=True)
-            leftovers = [
-                delivery
-                for buffer in self._buffers.values()
-                for delivery in buffer
-                if not delivery.receipt.lost
-            ]
+            leftovers = []
+            for buffer in self._buffers.values():
+                for delivery in buffer:
+                    lost = delivery.receipt.lost
+                    self.redeliveries.unbuffered(delivery.receipt, lost=lost)
+                    if not lost:
+                        leftovers.append(delivery)
             for buffer in self._buffers.values():
                 buffer.clear()
         return leftovers
@@ -201,14 +225,17 @@ class Consumers:
 
     def take(self, queues: Sequence[str], limit: int) -> list[Delivery]:
         """Hand out up to ``limit`` buffered deliveries, earlier queues first."""
+        self._restamp_expired()
         taken: list[Delivery] = []
         for queue in queues:
             buffer = self._buffers.get(queue)
             while buffer and len(taken) < limit:
                 delivery = buffer.popleft()
                 if delivery.receipt.lost:
+                    self.redeliveries.unbuffered(delivery.receipt, lost=True)
                     continue
                 self._handed[queue].add(delivery.receipt)
+                self.redeliveries.handed(delivery.receipt)
                 taken.append(delivery)
             if len(taken) >= limit:
                 break
@@ -270,7 +297,7 @@ class Consumers:
         """Return how many more messages the broker may push to ``queue``'s consumer."""
         if queue not in self._tags:
             return 0
-        held = len(self._buffers.get(queue, ())) + len(self._handed.get(queue, ()))
+        held = len(self._buffers.get(queue, ())) + self.in_flight(queue)
         return max(0, self.prefetch_count - held)
 
     def holds(self, queue: str, receipt: Receipt) -> bool:
@@ -278,11 +305,16 @@ class Consumers:
         handed = self._handed.get(queue)
         return handed is not None and receipt in handed and not receipt.lost
 
+    def handed_out(self, queue: str, receipt: Receipt) -> bool:
+        """Return whether ``receipt`` was handed out and not settled (even if lost)."""
+        return receipt in self._handed.get(queue, ())
+
     def forget(self, queue: str, receipt: Receipt) -> None:
         """Stop tracking a handed-out delivery (settled, or found lost)."""
         handed = self._handed.get(queue)
         if handed is not None:
             handed.discard(receipt)
+        self.redeliveries.settled(receipt)
 
     def buffered(self, queue: str) -> int:
         """Return how many live deliveries of ``queue`` wait in the buffer."""
@@ -308,6 +340,7 @@ class Consumers:
                 logger.warning("consumer check failed: %s", exc)
 
     async def _check(self) -> None:
+        self._restamp_expired()
         connection = self._link.connection
         if not connection.connected.is_set() or self._channel is None:
             return  # aio-pika is reconnecting

@@ -32,6 +32,7 @@ from tests.integration.rabbitmq_admin import (
     consumers,
     delete_topology,
     list_rows,
+    queue_counts,
     require_rabbitmqctl,
 )
 
@@ -292,13 +293,14 @@ async def test_release_gives_back_prefetched_messages_too_in_order_and_uncounted
     assert [(d.body, d.delivery_count) for d in got] == [(b"%d" % i, 1) for i in range(5)]
 
 
-async def test_acking_after_the_channel_was_lost_is_logged_and_the_task_comes_back_counted(
+async def test_a_stuck_original_loses_its_copy_and_settling_it_later_is_logged_not_raised(
     world: World, ctl: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # C32: a task finishing while the connection is down must not crash the worker.
+    # C32: the original's lease (1 s, never renewed: its worker is stuck) runs out while
+    # its channel is gone, so the copy runs, counted; the late ack must not crash anything.
     driver = await world.driver()
     q = world.queue()
-    await driver.enqueue(Outgoing(q, b"work"))
+    await driver.enqueue(Outgoing(q, b"work", visibility_timeout_seconds=1.0))
     stale = await one(driver, q)
     assert await asyncio.to_thread(close_connections, driver.connection_name) == 1
     again = await one(driver, q, seconds=30)
@@ -310,6 +312,51 @@ async def test_acking_after_the_channel_was_lost_is_logged_and_the_task_comes_ba
     assert (again.body, again.delivery_count) == (b"work", 2)
     await driver.ack([again])
     assert await driver.sizes(q) == QueueSizes(0, 0, 0, 0)
+
+
+async def test_a_copy_redelivered_while_its_original_still_runs_waits_and_is_settled_by_it(
+    world: World, ctl: None
+) -> None:
+    # C09/C32: the connection drops while a task runs; the broker requeues it and delivers
+    # it to this driver again. The copy must not run while the original does: it waits,
+    # and the original's ack settles it, so the task runs and is recorded once.
+    driver = await world.driver()
+    q = world.queue()
+    await driver.enqueue(Outgoing(q, b"long task"))
+    running = await one(driver, q)
+    assert await asyncio.to_thread(close_connections, driver.connection_name) == 1
+    await until(lambda: queue_counts(q)[q] == (0, 1), 30, "the copy held by the driver again")
+    assert await driver.dequeue([q], limit=5, wait_seconds=1.0) == []
+    await driver.ack([running])
+    await until(lambda: queue_counts(q)[q] == (0, 0), 10, "the copy acked")
+    assert await driver.dequeue([q], limit=5, wait_seconds=0.5) == []
+
+
+async def test_a_task_finished_while_disconnected_is_not_run_again_when_its_copy_comes_back(
+    world: World, ctl: None
+) -> None:
+    driver = await world.driver()
+    q = world.queue()
+    await driver.enqueue(Outgoing(q, b"quick task"))
+    finished = await one(driver, q)
+    assert await asyncio.to_thread(close_connections, driver.connection_name) == 1
+    await driver.ack([finished])  # its channel is gone: the broker will deliver it again
+    await until(lambda: queue_counts(q)[q] == (0, 0), 30, "the late copy acked on arrival")
+    assert await driver.dequeue([q], limit=5, wait_seconds=0.5) == []
+
+
+async def test_a_message_only_prefetched_when_the_connection_dropped_comes_back_uncounted(
+    world: World, ctl: None
+) -> None:
+    driver = await world.driver(prefetch_count=10)
+    q = world.queue()
+    await driver.enqueue_many([Outgoing(q, b"started"), Outgoing(q, b"prefetched")])
+    [started] = await driver.dequeue([q], limit=1, wait_seconds=0)
+    assert await asyncio.to_thread(close_connections, driver.connection_name) == 1
+    again = await one(driver, q, seconds=30)
+    assert (again.body, again.delivery_count) == (b"prefetched", 1)
+    await driver.ack([started, again])
+    await until(lambda: queue_counts(q)[q] == (0, 0), 10, "both settled")
 
 
 async def test_consumers_and_their_prefetch_come_back_after_the_server_closed_the_connection(
