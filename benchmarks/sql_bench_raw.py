@@ -3,6 +3,9 @@
 On the driver's own migrated table (same columns and indexes), with no queue library in
 between, one connection:
 
+PostgreSQL claims and deletes commit without waiting for the WAL flush, as the driver's do
+(``queries/postgres.sql``); inserts wait for it, as the driver's enqueue does.
+
 * :func:`claim_delete_rate` — fill the table with ``count`` rows (untimed), then claim 100
   at a time (PostgreSQL ``UPDATE ... RETURNING`` over ``FOR UPDATE SKIP LOCKED``; MySQL
   ``SELECT ... FOR UPDATE SKIP LOCKED`` + ``UPDATE`` in a transaction; SQLite ``UPDATE ...
@@ -24,6 +27,9 @@ import asyncpg
 
 BATCH = 100
 
+FAST = "(SELECT set_config('synchronous_commit', 'off', true)) AS fast"
+"""As the driver's claims and acks: commit without waiting for the WAL flush (PostgreSQL)."""
+
 
 async def _pg_rate(dsn: str, table: str, payload: bytes, count: int) -> float:
     connection = await asyncpg.connect(dsn)
@@ -36,7 +42,7 @@ async def _pg_rate(dsn: str, table: str, payload: bytes, count: int) -> float:
         )
         claim = (
             f"UPDATE {table} SET status = 'leased', locked_until = now() + interval '60 s' "  # noqa: S608
-            f"WHERE id IN (SELECT id FROM {table} WHERE queue_name = 'raw' "
+            f"FROM {FAST} WHERE id IN (SELECT id FROM {table} WHERE queue_name = 'raw' "
             "AND status = 'pending' AND available_at <= now() ORDER BY available_at, id "
             f"LIMIT {BATCH} FOR UPDATE SKIP LOCKED) RETURNING id, payload"
         )
@@ -47,7 +53,7 @@ async def _pg_rate(dsn: str, table: str, payload: bytes, count: int) -> float:
             if not rows:
                 break
             await connection.execute(
-                f"DELETE FROM {table} WHERE id = ANY($1::bigint[])",  # noqa: S608
+                f"DELETE FROM {table} USING {FAST} WHERE id = ANY($1::bigint[])",  # noqa: S608
                 [row[0] for row in rows],
             )
             done += len(rows)
@@ -157,7 +163,7 @@ async def notify_handover_ms(dsn: str, table: str, count: int, interval: float) 
     woken: asyncio.Queue[str] = asyncio.Queue()
     await listener.add_listener("raw_bench", lambda *args: woken.put_nowait(args[3]))
     claim = (
-        f"UPDATE {table} SET status = 'leased' WHERE id IN (SELECT id FROM {table} "  # noqa: S608
+        f"UPDATE {table} SET status = 'leased' FROM {FAST} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
         "WHERE queue_name = 'rawlat' AND status = 'pending' ORDER BY id LIMIT 1 "
         "FOR UPDATE SKIP LOCKED) RETURNING id"
     )

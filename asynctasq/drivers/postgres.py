@@ -77,6 +77,16 @@ def _count(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
+async def _keep_session(connection: Any) -> None:
+    """Skip asyncpg's reset query on release (one round trip per call).
+
+    The driver's connections change no session state (no ``SET``, no ``LISTEN``, only
+    transaction-scoped advisory locks); asyncpg still rolls back an open transaction and
+    drops listeners before calling this.
+    """
+    del connection
+
+
 def _arrays(query: Query, rows: Sequence[Params]) -> list[list[Any]]:
     return [[row[name] for row in rows] for name in query.params]
 
@@ -164,7 +174,9 @@ class PostgresConnector:
         if self._pool is not None:
             return
         low, high = (1, 1) if create else (self._config.min_pool_size, self._config.max_pool_size)
-        pool = await asyncpg.create_pool(min_size=low, max_size=high, **self._connect_kwargs())
+        pool = await asyncpg.create_pool(
+            min_size=low, max_size=high, reset=_keep_session, **self._connect_kwargs()
+        )
         try:
             async with pool.acquire() as connection:
                 version = connection.get_server_version()

@@ -3,6 +3,11 @@
 -- consumer until locked_until, under the token lease_id), 'completed' (kept only with
 -- repository.keep_completed_tasks). Dead letters live in their own table.
 -- Queries run through execute_many take arrays, one element per row (unnest).
+-- Claims, acks, releases, extends and reclaims commit without waiting for the WAL flush
+-- (set_config('synchronous_commit', 'off', true): this statement's transaction only). If
+-- the server itself crashes in the next moment such a change may be forgotten: the row is
+-- then delivered again (at least once), never lost. Enqueue, retry and dead-lettering
+-- always wait for the flush.
 
 -- name: lock_schema
 SELECT pg_advisory_xact_lock(hashtext({queue_table_text}))
@@ -124,7 +129,7 @@ SET status = 'leased',
     locked_until = now() + make_interval(secs => t.visibility_timeout_seconds),
     current_attempt = t.current_attempt + 1,
     updated_at = now()
-FROM picked
+FROM picked, (SELECT set_config('synchronous_commit', 'off', true)) AS fast
 WHERE t.id = picked.id
 RETURNING t.id, t.payload, t.current_attempt, t.visibility_timeout_seconds, t.available_at
 
@@ -135,28 +140,32 @@ WHERE queue_name = ANY(:queues::text[]) AND status = 'pending'
 
 -- name: ack
 DELETE FROM {queue_table} AS t
-USING unnest(:id::bigint[], :lease::bigint[]) AS r(id, lease)
+USING unnest(:id::bigint[], :lease::bigint[]) AS r(id, lease),
+    (SELECT set_config('synchronous_commit', 'off', true)) AS fast
 WHERE t.id = r.id AND t.lease_id = r.lease
 
 -- name: complete
 UPDATE {queue_table} AS t
 SET status = 'completed', lease_id = NULL, locked_until = NULL,
     completed_at = now(), updated_at = now()
-FROM unnest(:id::bigint[], :lease::bigint[]) AS r(id, lease)
+FROM unnest(:id::bigint[], :lease::bigint[]) AS r(id, lease),
+    (SELECT set_config('synchronous_commit', 'off', true)) AS fast
 WHERE t.id = r.id AND t.lease_id = r.lease
 
 -- name: release
 UPDATE {queue_table} AS t
 SET status = 'pending', lease_id = NULL, locked_until = NULL,
     current_attempt = t.current_attempt - 1, updated_at = now()
-FROM unnest(:id::bigint[], :lease::bigint[]) AS r(id, lease)
+FROM unnest(:id::bigint[], :lease::bigint[]) AS r(id, lease),
+    (SELECT set_config('synchronous_commit', 'off', true)) AS fast
 WHERE t.id = r.id AND t.lease_id = r.lease
 
 -- name: extend
 UPDATE {queue_table} AS t
 SET locked_until = now() + make_interval(secs => t.visibility_timeout_seconds),
     updated_at = now()
-FROM unnest(:id::bigint[], :lease::bigint[]) AS r(id, lease)
+FROM unnest(:id::bigint[], :lease::bigint[]) AS r(id, lease),
+    (SELECT set_config('synchronous_commit', 'off', true)) AS fast
 WHERE t.id = r.id AND t.lease_id = r.lease AND t.status = 'leased'
 
 -- name: retry
@@ -184,7 +193,7 @@ WITH expired AS (
 )
 UPDATE {queue_table} AS t
 SET status = 'pending', lease_id = NULL, locked_until = NULL, updated_at = now()
-FROM expired
+FROM expired, (SELECT set_config('synchronous_commit', 'off', true)) AS fast
 WHERE t.id = expired.id
 RETURNING t.id
 
