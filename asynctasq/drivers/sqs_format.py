@@ -161,7 +161,7 @@ def outgoing(message: Outgoing, hop_seconds: int, now: float, base: int = 0) -> 
     if base:
         attributes[BASE] = _number(base)
     if message.delay_seconds > hop_seconds:
-        attributes[DUE] = _number(round(now + message.delay_seconds, 3))
+        attributes[DUE] = _number(now + message.delay_seconds)
     body = base64.b64encode(message.body).decode("ascii")
     return deferred(body, attributes, message.delay_seconds, hop_seconds)
 

@@ -6,6 +6,10 @@ rare), and a delete rebuilding the message list can drop a message sent meanwhil
 every SQS backend call holds one lock; a long poll holds it only while it looks, and
 waits for new messages (or the next second, when delayed or leased ones may become
 visible) without it, as SQS does.
+
+Speed: moto's SQS checks each message's visibility with a clock read built from datetime
+objects (about 17 µs), once or twice per message per call; the same value from
+``time.time()`` makes long queues usable (same results, no datetime).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.server import main
+from moto.sqs import models
 from moto.sqs.models import SQSBackend
 
 LOCK = threading.RLock()
@@ -69,8 +74,18 @@ def _receive(method: Callable[..., Any]) -> Callable[..., Any]:
     return receive
 
 
+def _fast_clock(slow: Callable[..., float], scale: float) -> Callable[..., float]:
+    @functools.wraps(slow)
+    def now(dt: Any = None) -> float:
+        return time.time() * scale if dt is None else slow(dt)
+
+    return now
+
+
 def patch() -> None:
-    """Make the SQS backend's calls atomic (see the module docstring)."""
+    """Make the SQS backend's calls atomic and its clock cheap (see the module docstring)."""
+    models.unix_time = _fast_clock(models.unix_time, 1.0)
+    models.unix_time_millis = _fast_clock(models.unix_time_millis, 1000.0)
     for name in LOCKED:
         setattr(SQSBackend, name, _locked(getattr(SQSBackend, name)))
     SQSBackend.receive_message = _receive(SQSBackend.receive_message)

@@ -19,8 +19,6 @@ class Broker:
     queues: list[str] = attrs.field(factory=list)
     released_to_front: bool = True
     """Whether ``release`` puts messages back at the front (SQS: re-sent copies go last)."""
-    bulk_messages: int = 2000
-    """Messages of the bulk tests (moto's SQS slows down quadratically with queue length)."""
     lose_leases: Callable[[], Awaitable[None]] | None = None
     """``None`` when an unacked delivery comes back once its visibility timeout passed.
     Otherwise (RabbitMQ: a delivery is held until the consumer's channel closes) this ends

@@ -55,7 +55,7 @@ async def open_sqs(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
     endpoint = moto_endpoint()
     driver = build_driver(Config(driver="sqs", sqs=sqs_config(endpoint)))
     await driver.open()
-    broker = Broker("sqs", driver, released_to_front=False, bulk_messages=200)
+    broker = Broker("sqs", driver, released_to_front=False)
     try:
         yield broker
     finally:

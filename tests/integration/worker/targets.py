@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from tests.integration.rabbitmq_admin import delete_topology, queue_counts, require_rabbitmqctl
 from tests.integration.worker.sql_targets import sql_parts
+from tests.integration.worker.sqs_target import VOLUME, sqs_parts
 
 Sizes = Callable[[str], Awaitable[dict[str, int]]]
 """``await sizes(queue)`` -> ready, in-flight, delayed and dead counts as the broker sees them."""
@@ -124,12 +125,18 @@ def sql_target(driver: str) -> Callable[[pytest.FixtureRequest], Target]:
     return make
 
 
+def sqs_target(request: pytest.FixtureRequest) -> Target:
+    """The SQS target: moto's server (fewer tasks in the volume test, see ``VOLUME``)."""
+    return Target("sqs", *sqs_parts(request), volume=VOLUME)
+
+
 TARGETS: dict[str, Callable[[pytest.FixtureRequest], Target]] = {
     "redis": redis_target,
     "rabbitmq": rabbitmq_target,
     "postgres": sql_target("postgres"),
     "mysql": sql_target("mysql"),
     "sqlite": sql_target("sqlite"),
+    "sqs": sqs_target,
 }
 
 on_brokers = pytest.mark.parametrize("broker_name", sorted(TARGETS), indirect=True)

@@ -1,0 +1,161 @@
+"""SQS-only behaviour on moto's server: long delays in hops (C11), queue creation, errors."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from asynctasq.config.records import Config
+from asynctasq.drivers import build_driver
+from asynctasq.drivers.protocol import Outgoing, QueueSizes
+from asynctasq.drivers.sqs import SQSDriver
+from asynctasq.errors import DriverError
+from tests.integration.sqs_server import SECRET, delete_queues, moto_endpoint, sqs_config
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def endpoint() -> str:
+    return moto_endpoint()
+
+
+@pytest.fixture
+def queue(endpoint: str) -> Iterator[str]:
+    name = f"s-{uuid.uuid4().hex[:16]}"
+    yield name
+    delete_queues(endpoint, [name])
+
+
+async def opened(endpoint: str, **settings: Any) -> SQSDriver:
+    driver = build_driver(Config(driver="sqs", sqs=sqs_config(endpoint, **settings)))
+    assert isinstance(driver, SQSDriver)
+    await driver.open()
+    return driver
+
+
+@pytest.fixture
+async def driver(endpoint: str) -> AsyncIterator[SQSDriver]:
+    found = await opened(endpoint)
+    yield found
+    await found.close()
+
+
+def sent_params(driver: SQSDriver) -> list[dict[str, Any]]:
+    """Record the parameters of every SendMessage / SendMessageBatch entry the driver makes."""
+    seen: list[dict[str, Any]] = []
+
+    def single(params: dict[str, Any], **_: Any) -> None:
+        seen.append(params)
+
+    def batch(params: dict[str, Any], **_: Any) -> None:
+        seen.extend(params["Entries"])
+
+    events = driver._conn._client.meta.events
+    events.register("provide-client-params.sqs.SendMessage", single)
+    events.register("provide-client-params.sqs.SendMessageBatch", batch)
+    return seen
+
+
+async def test_a_delay_of_an_hour_is_accepted_and_stored_with_its_due_time(
+    driver: SQSDriver, queue: str
+) -> None:
+    # C11.1: no InvalidParameterValue escapes; the target time is persisted.
+    seen = sent_params(driver)
+    before = time.time()
+    await driver.enqueue(Outgoing(queue, b"later", delay_seconds=3600))
+    params = seen[-1]  # earlier: the same send, before the queue was created
+    assert {p["DelaySeconds"] for p in seen} == {900}
+    due = float(params["MessageAttributes"]["asynctasq-due"]["StringValue"])
+    assert before + 3600 <= due <= time.time() + 3600
+    assert await driver.sizes(queue) == QueueSizes(0, 1, 0, 0)
+
+
+@pytest.mark.parametrize("attempt", [1, 3, 5])
+async def test_a_retry_backoff_past_900_seconds_is_stored_without_an_illegal_delay(
+    driver: SQSDriver, queue: str, attempt: int
+) -> None:
+    # C11.3: exponential backoff base 200 s: 200, 800, 3200 s; every send is legal.
+    await driver.enqueue(Outgoing(queue, b"attempt"))
+    [delivery] = await driver.dequeue([queue], limit=1, wait_seconds=1)
+    seen = sent_params(driver)
+    await driver.retry(delivery, Outgoing(queue, b"next", delay_seconds=200.0 * 2 ** (attempt - 1)))
+    assert len(seen) == 1
+    assert 0 < seen[0]["DelaySeconds"] <= 900
+    assert await driver.sizes(queue) == QueueSizes(0, 1, 0, 0)
+
+
+async def test_a_long_delay_hops_and_is_delivered_once_never_early(
+    endpoint: str, queue: str
+) -> None:
+    # C11.2 with a scaled clock: hops of 2 s, a delay of 5 s.
+    driver = await opened(endpoint, delay_hop_seconds=2)
+    try:
+        seen = sent_params(driver)
+        started = time.monotonic()
+        await driver.enqueue(Outgoing(queue, b"hop", delay_seconds=5, visibility_timeout_seconds=7))
+        got = []
+        with anyio.fail_after(15):
+            while not got:
+                got = await driver.dequeue([queue], limit=5, wait_seconds=1)
+        assert time.monotonic() - started >= 5
+        assert [(d.body, d.delivery_count, d.visibility_timeout_seconds) for d in got] == [
+            (b"hop", 1, 7.0)
+        ]
+        assert all(0 < p["DelaySeconds"] <= 2 for p in seen)
+        assert len(seen) >= 3  # the first send and at least two re-sent hops
+        await driver.ack(got)
+        assert await driver.dequeue([queue], limit=5, wait_seconds=1) == []
+        assert await driver.sizes(queue) == QueueSizes(0, 0, 0, 0)
+    finally:
+        await driver.close()
+
+
+async def test_a_missing_queue_is_an_error_naming_it_when_creation_is_off(
+    endpoint: str, queue: str
+) -> None:
+    driver = await opened(endpoint, create_queues=False)
+    try:
+        with pytest.raises(DriverError, match=f"queue '.*/{queue}' does not exist") as caught:
+            await driver.enqueue(Outgoing(queue, b"x"))
+        assert "ASYNCTASQ_SQS_CREATE_QUEUES" in str(caught.value)
+        assert await driver.sizes(queue) == QueueSizes(0, 0, 0, 0)  # sizes never create
+    finally:
+        await driver.close()
+
+
+async def test_an_unreachable_endpoint_fails_open_without_showing_the_secret() -> None:
+    with pytest.raises(DriverError, match="sqs open failed") as caught:
+        await opened("http://127.0.0.1:9")
+    assert SECRET not in str(caught.value)
+
+
+async def test_a_stale_receipt_is_never_used_to_delete_the_redelivered_message(
+    driver: SQSDriver, queue: str
+) -> None:
+    # SQS accepts old receipt handles; the driver's own lease deadline keeps them unused.
+    await driver.enqueue(Outgoing(queue, b"work", visibility_timeout_seconds=1))
+    [stale] = await driver.dequeue([queue], limit=1, wait_seconds=1)
+    again = []
+    with anyio.fail_after(10):
+        while not again:
+            again = await driver.dequeue([queue], limit=1, wait_seconds=1)
+    await driver.extend([stale])
+    await driver.ack([stale])
+    assert (await driver.sizes(queue)).in_flight == 1
+    assert again[0].delivery_count == 2
+    await driver.ack(again)
+    assert await driver.sizes(queue) == QueueSizes(0, 0, 0, 0)
+
+
+async def test_more_than_ten_messages_come_in_one_dequeue(driver: SQSDriver, queue: str) -> None:
+    await driver.enqueue_many([Outgoing(queue, b"%d" % i) for i in range(25)])
+    got = await driver.dequeue([queue], limit=25, wait_seconds=1)
+    assert sorted(int(d.body) for d in got) == list(range(25))
+    await driver.ack(got)
+    assert await driver.sizes(queue) == QueueSizes(0, 0, 0, 0)
