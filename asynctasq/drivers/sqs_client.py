@@ -1,8 +1,9 @@
 """The SQS driver's connection: one aioboto3 client per opened driver, queue URLs, errors.
 
 * Client lifetime: ``open()`` enters ``session.client("sqs")`` (an async context manager)
-  in an ``AsyncExitStack``; ``close()`` leaves it. One client (one connection pool of
-  ``pool_size``) serves every call of the driver.
+  in an ``AsyncExitStack``; ``close()`` leaves it (so does the end of ``asyncio.run()``
+  for a driver never closed). One client (one connection pool of ``pool_size``) serves
+  every call of the driver.
 * Credentials: ``aws_access_key_id`` / ``aws_secret_access_key`` when both are set, else
   boto's default chain (environment, shared files, instance role). They are never logged:
   every error text passes through :func:`~asynctasq.config.mask.scrub`.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aioboto3
@@ -48,6 +50,19 @@ def error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+async def _closing(stack: contextlib.AsyncExitStack) -> AsyncGenerator[None]:
+    """Hold ``stack`` open until closed: by ``close()``, or by the event loop as it ends.
+
+    ``asyncio.run()`` closes every unfinished async generator before closing its loop, so
+    a handle that was never closed (a short dispatching script) still closes its HTTP
+    session instead of leaving aiohttp's "Unclosed client session" complaint behind.
+    """
+    try:
+        yield
+    finally:
+        await stack.aclose()
+
+
 class SQSConnection:
     """The client, the queue URLs and error translation of one SQS driver.
 
@@ -63,7 +78,7 @@ class SQSConnection:
         self._config = config
         self._pool_size = pool_size
         self._secrets = [config.aws_access_key_id or "", config.aws_secret_access_key or ""]
-        self._stack: contextlib.AsyncExitStack | None = None
+        self._guard: AsyncGenerator[None] | None = None
         self._client: Any = None
 
     def url(self, queue: str) -> str:
@@ -120,13 +135,15 @@ class SQSConnection:
         except FAILURES as exc:
             await stack.aclose()
             raise self.error("open", exc) from exc
-        self._stack, self._client = stack, client
+        guard = _closing(stack)
+        await anext(guard)
+        self._guard, self._client = guard, client
 
     async def close(self) -> None:
         """Close the client and its connections (idempotent)."""
-        stack, self._stack, self._client = self._stack, None, None
-        if stack is not None:
-            await stack.aclose()
+        guard, self._guard, self._client = self._guard, None, None
+        if guard is not None:
+            await guard.aclose()
 
     async def client(self) -> Any:
         """Return the client, opening the connection first if needed."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,7 +19,13 @@ from asynctasq.drivers import build_driver
 from asynctasq.drivers.protocol import Outgoing, QueueSizes
 from asynctasq.drivers.sqs import SQSDriver
 from asynctasq.errors import DriverError
-from tests.integration.sqs_server import SECRET, delete_queues, moto_endpoint, sqs_config
+from tests.integration.sqs_server import (
+    SECRET,
+    delete_queues,
+    moto_endpoint,
+    sqs_config,
+    sqs_env,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -159,3 +169,25 @@ async def test_more_than_ten_messages_come_in_one_dequeue(driver: SQSDriver, que
     assert sorted(int(d.body) for d in got) == list(range(25))
     await driver.ack(got)
     assert await driver.sizes(queue) == QueueSizes(0, 0, 0, 0)
+
+
+def test_a_script_that_never_closes_its_handle_leaves_no_unclosed_session(
+    endpoint: str, queue: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "dispatch.py"
+    script.write_text(
+        "import asyncio, asynctasq\n"
+        "@asynctasq.task\n"
+        "async def hello() -> None: ...\n"
+        "async def main() -> None:\n"
+        "    asynctasq.init()\n"
+        f"    await hello().on_queue({queue!r}).dispatch()\n"
+        "asyncio.run(main())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASQ_")}
+    env.update(sqs_env(endpoint), PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+    done = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", str(script)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
