@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -191,3 +192,29 @@ def test_a_script_that_never_closes_its_handle_leaves_no_unclosed_session(
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
     )  # fmt: skip
     assert (done.returncode, done.stderr) == (0, "")
+
+
+async def test_what_a_losing_poll_brings_is_released_without_counting_a_delivery(
+    driver: SQSDriver, endpoint: str
+) -> None:
+    # Waiting on two queues polls both; the poll that loses the race is never cut off, and
+    # what it brings (or whatever exceeds the limit) goes back with its count undone.
+    first, second = f"s-{uuid.uuid4().hex[:16]}", f"s-{uuid.uuid4().hex[:16]}"
+    try:
+        await driver.enqueue_many([Outgoing(first, b"warm"), Outgoing(second, b"warm")])
+        await driver.ack(await driver.dequeue([first, second], limit=2, wait_seconds=0))
+        waiting = asyncio.create_task(driver.dequeue([first, second], limit=1, wait_seconds=5))
+        await asyncio.sleep(0.3)  # bounded: both polls are waiting
+        await driver.enqueue_many([Outgoing(first, b"one"), Outgoing(second, b"two")])
+        with anyio.fail_after(10):
+            got = await waiting
+        seen = [(d.body, d.delivery_count) for d in got]
+        with anyio.fail_after(15):
+            while len(seen) < 2:
+                more = await driver.dequeue([first, second], limit=5, wait_seconds=1)
+                seen += [(d.body, d.delivery_count) for d in more]
+                got += more
+        assert sorted(seen) == [(b"one", 1), (b"two", 1)]
+        await driver.ack(got)
+    finally:
+        delete_queues(endpoint, [first, second])
