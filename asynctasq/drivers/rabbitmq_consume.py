@@ -280,18 +280,32 @@ class Consumers:
             await self.wait(min(remaining, 0.05))
 
     def hint_prefetch(self, queues: Sequence[str], limit: int) -> None:
-        """Warn once when ``limit`` exceeds what ``prefetch_count`` lets the broker push."""
-        if self._hinted or limit <= self.prefetch_count * len(queues):
+        """Warn once if ``prefetch_count`` is far from what the worker asks for (``limit``).
+
+        Too small: fewer tasks run at once than the worker could. Too large: messages wait
+        in this buffer, and if the process crashes they come back with an attempt counted.
+        """
+        if self._hinted:
             return
         self._hinted = True
-        logger.warning(
-            "rabbitmq.prefetch_count is %d: at most %d message(s) per queue are held at once, "
-            "but %d were asked for; set ASYNCTASQ_RABBITMQ_PREFETCH_COUNT near the worker's "
-            "concurrency to run more tasks in parallel",
-            self.prefetch_count,
-            self.prefetch_count,
-            limit,
-        )
+        prefetch = self.prefetch_count
+        if limit > prefetch * len(queues):
+            logger.warning(
+                "rabbitmq.prefetch_count is %d: at most %d message(s) per queue are held at "
+                "once, but %d were asked for; set ASYNCTASQ_RABBITMQ_PREFETCH_COUNT near the "
+                "worker's concurrency to run more tasks in parallel",
+                prefetch,
+                prefetch,
+                limit,
+            )
+        elif prefetch > limit:
+            logger.info(
+                "rabbitmq.prefetch_count is %d, more than the %d messages asked for: the rest "
+                "wait in this worker, and if its process crashes they come back with an "
+                "attempt counted; a prefetch_count equal to the worker's concurrency avoids it",
+                prefetch,
+                limit,
+            )
 
     def credit(self, queue: str) -> int:
         """Return how many more messages the broker may push to ``queue``'s consumer."""

@@ -31,7 +31,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     ExchangeType,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, PublishError
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelNotFoundEntity, PublishError
 
 from asynctasq.config.mask import scrub
 from asynctasq.config.records import RabbitMQConfig
@@ -172,6 +172,8 @@ class Link:
         """
         async with asyncio.timeout(self.timeout_seconds):
             await self.connection.ready()
+            if self._publisher is not None:
+                await self._publisher.ready()  # reopened after a channel error, if need be
 
     async def ensure(self, queue: str) -> None:
         """Declare ``queue``, its delayed and dead-letter queues, bound by name (once).
@@ -214,12 +216,15 @@ class Link:
         declared = await channel.queue_declare(name, passive=True, timeout=self.timeout_seconds)
         return int(declared.message_count or 0)
 
-    async def publish(self, messages: Sequence[tuple[str, str, aio_pika.Message]]) -> None:
+    async def publish(
+        self, messages: Sequence[tuple[str, str, aio_pika.Message]], *, again: bool = True
+    ) -> None:
         """Publish ``(queue, routing key, message)`` triples and wait for every confirm.
 
         Each queue's topology is declared first (once per driver). All messages are sent
-        before any confirm is awaited, so a batch costs about one round trip. A message the
-        broker could not route (its queue was deleted) is declared and published again.
+        before any confirm is awaited, so a batch costs about one round trip. Messages the
+        broker could not route (their queue was deleted), or refused because the exchange
+        is gone, are declared and published once more (``again``).
 
         Raises:
             Exception: what aio-pika raised (the caller translates it).
@@ -233,17 +238,28 @@ class Link:
                 *(self._send(key, message) for _, key, message in messages),
                 return_exceptions=True,
             )
-        unroutable = []
+        failed = []
         for triple, result in zip(messages, results, strict=True):
-            if isinstance(result, PublishError):
-                unroutable.append(triple)
+            if isinstance(result, PublishError | ChannelNotFoundEntity) and again:
+                failed.append(triple)
             elif isinstance(result, BaseException):
                 raise result
-        if unroutable:
-            logger.warning("%d messages were unroutable; declaring again", len(unroutable))
-            for queue in {queue for queue, _, _ in unroutable}:
+        if failed:
+            logger.warning("%d messages found no queue or exchange; declaring again", len(failed))
+            if any(isinstance(result, ChannelNotFoundEntity) for result in results):
+                await self._redeclare_exchange()
+            for queue in {queue for queue, _, _ in failed}:
                 self.forget(queue)
-            await self.publish(unroutable)
+            await self.publish(failed, again=False)
+
+    async def _redeclare_exchange(self) -> None:
+        """Declare the exchange again (an operator deleted it) and every queue's bindings."""
+        async with asyncio.timeout(self.timeout_seconds):
+            await self.ready()
+            await self.admin.declare_exchange(
+                self.config.exchange_name, ExchangeType.DIRECT, durable=True
+            )
+        self._ensured.clear()
 
     async def _send(self, routing_key: str, message: aio_pika.Message) -> None:
         exchange = self._exchange

@@ -168,6 +168,17 @@ async def test_a_message_for_a_deleted_queue_declares_it_again_and_is_stored(
     assert await ready_count(raw, q) == 1
 
 
+async def test_a_message_sent_after_its_exchange_was_deleted_declares_it_again(
+    world: World, raw: AbstractChannel
+) -> None:
+    driver = await world.driver()
+    q = world.queue()
+    await driver.enqueue(Outgoing(q, b"first"))
+    await raw.exchange_delete(world.exchange)
+    await driver.enqueue(Outgoing(q, b"second"))
+    assert await ready_count(raw, q) == 2
+
+
 async def test_a_queue_declared_elsewhere_with_other_arguments_is_a_clear_error(
     world: World, raw: AbstractChannel
 ) -> None:
