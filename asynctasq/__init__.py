@@ -15,6 +15,7 @@ from asynctasq.config.records import (
     RabbitMQConfig,
     RedisConfig,
     RepositoryConfig,
+    SQLiteConfig,
     SQSConfig,
     TaskDefaultsConfig,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "RedisEventEmitter",
     "Registry",
     "RepositoryConfig",
+    "SQLiteConfig",
     "SQSConfig",
     "SerializationError",
     "SyncProcessTask",

@@ -17,6 +17,7 @@ PUBLIC_NAMES = {
     "TaskDefaultsConfig",
     "ProcessPoolConfig",
     "RepositoryConfig",
+    "SQLiteConfig",
     # the handle and scoped overrides (SPEC §1)
     "Handle",
     "configured",
