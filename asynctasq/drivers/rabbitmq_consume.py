@@ -57,6 +57,9 @@ RESTAMP_RETRY_SECONDS = 1.0
 
 DEFAULT_VT_MS = 3_600_000
 
+STOP_SECONDS = 5.0
+"""The longest ``stop`` waits for one consumer's cancel, and for pending re-stamps."""
+
 SETTLE_SECONDS = 0.5
 """How long ``settle`` waits for messages the broker reports ready for a consumer with room."""
 
@@ -193,15 +196,16 @@ class Consumers:
             if watchdog is not None:
                 watchdog.cancel()
                 await asyncio.gather(watchdog, return_exceptions=True)
+            connected = self._link.connected  # if not, the broker dropped them already
             for queue, tag in list(self._tags.items()):
                 with contextlib.suppress(*FAILURES):
-                    async with asyncio.timeout(self._link.timeout_seconds):
+                    async with asyncio.timeout(STOP_SECONDS if connected else 0):
                         await self._queues[queue].cancel(tag)
             self._tags.clear()
             for _ in range(3):  # deliveries that arrived before the cancel-ok
                 await asyncio.sleep(0)
             if self._restamps:
-                await asyncio.gather(*self._restamps, return_exceptions=True)
+                await asyncio.wait(self._restamps, timeout=STOP_SECONDS if connected else 0)
             leftovers = []
             for buffer in self._buffers.values():
                 for delivery in buffer:

@@ -157,6 +157,11 @@ class Link:
                 await connection.close()
 
     @property
+    def connected(self) -> bool:
+        """True while the connection is up (not closed, not reconnecting)."""
+        return self._connection is not None and self._connection.connected.is_set()
+
+    @property
     def admin(self) -> AbstractRobustChannel:
         """The channel for declarations and counts."""
         if self._admin is None:

@@ -109,6 +109,10 @@ class Settlement:
                 come back when the connection closes, counted as a lost delivery.
 
         """
+        if not self._link.connected:
+            raise ConnectionError(
+                "the connection is down: the broker requeues the messages it had sent"
+            )
         leftovers = await self._consumers.stop()
         held = [(d, m) for d in deliveries if (m := self._settling(d)) is not None]
         await self.give_back([*held, *((d, d.receipt.message) for d in leftovers)])

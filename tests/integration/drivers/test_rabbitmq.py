@@ -53,9 +53,13 @@ class World:
         self.queues.append(name)
         return name
 
-    async def driver(self, *, watch_seconds: float = 2.0, **settings: Any) -> RabbitMQDriver:
+    async def driver(
+        self, *, watch_seconds: float = 2.0, reconnect_seconds: float = 1.0, **settings: Any
+    ) -> RabbitMQDriver:
         config = RabbitMQConfig(url=self.url, exchange_name=self.exchange, **settings)
-        driver = RabbitMQDriver(config, watch_seconds=watch_seconds)
+        driver = RabbitMQDriver(
+            config, watch_seconds=watch_seconds, reconnect_seconds=reconnect_seconds
+        )
         await driver.open()
         self.drivers.append(driver)
         return driver
@@ -368,6 +372,28 @@ async def test_a_message_only_prefetched_when_the_connection_dropped_comes_back_
     assert (again.body, again.delivery_count) == (b"prefetched", 1)
     await driver.ack([started, again])
     await until(lambda: queue_counts(q)[q] == (0, 0), 10, "both settled")
+
+
+async def test_shutting_down_while_disconnected_is_quick_and_loses_nothing(
+    world: World, ctl: None
+) -> None:
+    driver = await world.driver(prefetch_count=10, reconnect_seconds=30)
+    q = world.queue()
+    await driver.enqueue_many([Outgoing(q, b"running"), Outgoing(q, b"prefetched")])
+    held = await driver.dequeue([q], limit=1, wait_seconds=0)
+    assert await asyncio.to_thread(close_connections, driver.connection_name) == 1
+    await asyncio.sleep(0.2)  # bounded: the client reads the broker's close frame
+    started = time.monotonic()
+    with pytest.raises(DriverError, match=r"rabbitmq release failed: .*connection is down"):
+        await driver.release(held)
+    await driver.close()
+    assert time.monotonic() - started < 2
+    successor = await world.driver(prefetch_count=10)
+    with anyio.fail_after(15):
+        got: list[Delivery] = []
+        while len(got) < 2:
+            got += await successor.dequeue([q], limit=2, wait_seconds=1.0)
+    assert sorted(d.body for d in got) == [b"prefetched", b"running"]
 
 
 async def test_consumers_and_their_prefetch_come_back_after_the_server_closed_the_connection(
