@@ -252,8 +252,7 @@ async def run_ack_flusher(state: WorkerState) -> None:
             state.ack_waiter = asyncio.get_running_loop().create_future()
             await state.ack_waiter
             continue
-        await flush_acks(state)
-        if state.acks:  # the flush failed: they were put back
+        if not await flush_acks(state):  # the failed batch was put back
             failures += 1
             await asyncio.sleep(pause_seconds(failures))
         elif failures:
@@ -261,11 +260,16 @@ async def run_ack_flusher(state: WorkerState) -> None:
             failures = 0
 
 
-async def flush_acks(state: WorkerState) -> None:
-    """Ack every queued job in one call; on failure put back those whose lease may live."""
+async def flush_acks(state: WorkerState) -> bool:
+    """Ack every queued job in one call; on failure put back those whose lease may live.
+
+    Returns:
+        False if the ack call failed, else True. Jobs that finish while the call is in
+        flight are queued for the next call; they are not a failure.
+    """
     batch, state.acks = state.acks, []
     if not batch:
-        return
+        return True
     try:
         await state.driver.ack([job.delivery for job in batch])
     except asyncio.CancelledError:
@@ -279,10 +283,11 @@ async def flush_acks(state: WorkerState) -> None:
         for job in batch:
             if job.deadline <= now:
                 state.held.discard(job)
-        return
+        return False
     state.succeeded += len(batch)
     held = state.held
     for job in batch:
         held.discard(job)
     if state.kept:
         await keep_acked(state, batch)
+    return True

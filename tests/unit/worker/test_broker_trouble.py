@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from asynctasq.errors import DriverError
@@ -78,3 +80,37 @@ async def test_a_failing_retry_call_is_repeated_until_the_retry_is_stored(
     assert len(retry_calls) == 3
     assert len(dead_calls) == 2
     assert [e.error_type for e in await dead(handle)] == ["ValueError"]
+
+
+async def test_tasks_finishing_during_a_slow_ack_are_not_counted_as_ack_failures(
+    handle: Handle, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Acks queued while an ack call is in flight go in the next call, with no back-off."""
+    sleeps: list[int] = []  # the flusher's back-offs
+    ack_sizes: list[int] = []
+
+    @task
+    async def item(n: int) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    await dispatch_many([item(n) for n in range(40)])
+    driver = await memory(handle)
+    original = driver.ack
+
+    async def slow_ack(deliveries: Any) -> None:
+        ack_sizes.append(len(deliveries))
+        await anyio.sleep(0.01)  # other tasks finish meanwhile
+        await original(deliveries)
+
+    def noted_pause(failures: int) -> float:
+        sleeps.append(failures)
+        return pause_seconds(failures)
+
+    monkeypatch.setattr(driver, "ack", slow_ack)
+    monkeypatch.setattr("asynctasq.worker.settle.pause_seconds", noted_pause)
+    stats = await work(handle, tasks=[item], max_tasks=40, concurrency=8)
+    assert stats.succeeded == 40
+    assert sum(ack_sizes) == 40
+    assert len(ack_sizes) > 1  # acks did pile up behind a call
+    assert sleeps == []
+    assert "acks work again" not in caplog.text
