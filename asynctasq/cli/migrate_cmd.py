@@ -43,8 +43,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "[--<driver>-<setting> VALUE ...]"
         ),
         description=(
-            "Create the queue and dead-letter tables (and their indexes) of the selected SQL "
-            "driver where they are missing. Idempotent: run it on every deploy."
+            "Create the queue, dead-letter, worker and completed-task tables (and their "
+            "indexes) of the selected SQL driver where they are missing. Idempotent: run it "
+            "on every deploy, and after upgrading asynctasq."
         ),
     )
     parser.add_argument(

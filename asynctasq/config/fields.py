@@ -56,7 +56,8 @@ def non_empty() -> Rule:
 
 
 SQL_NAME_MAX = 48
-"""Longest table name accepted: room for the index suffixes within PostgreSQL's 63 bytes."""
+"""Longest table name accepted: room for the suffixes of the tables and indexes named after
+it (``_completed_q``, 12 characters) within PostgreSQL's 63 bytes."""
 
 _SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 

@@ -213,6 +213,8 @@ class MySQLConnector:
         self.expected_objects: tuple[str, ...] = (
             f"table {queue.rpartition('.')[2]}",
             f"table {dead.rpartition('.')[2]}",
+            f"table {queue.rpartition('.')[2]}_workers",
+            f"table {queue.rpartition('.')[2]}_completed",
         )
         self.lock_retries = 0
         """Statements and transactions rerun after a deadlock or lock-wait timeout."""

@@ -154,6 +154,9 @@ class PostgresConnector:
             f"index {dead_base}_queue",
             f"function {base}_notify",
             f"trigger {base}_notify",
+            f"table {base}_workers",
+            f"table {base}_completed",
+            f"index {base}_completed_q",
         )
         self.channel = f"asynctasq:{queue}"[:CHANNEL_MAX]
         self._pool: Any = None

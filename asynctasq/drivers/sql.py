@@ -2,7 +2,9 @@
 
 Every rule is written once here, as calls to the queries each dialect's ``.sql`` file
 names alike (:mod:`asynctasq.drivers.queries`); :mod:`~asynctasq.drivers.sql_connector`
-runs them on one client. One table holds the queue; another the dead letters (SPEC §5).
+runs them on one client. One table holds the queue; another the dead letters (SPEC §5); two
+more, named after the queue table, the live workers and the completed-task records
+(:mod:`~asynctasq.drivers.sql_inspect`).
 
 A row's life (its ``status``, one vocabulary for every SQL driver, :data:`STATUSES`):
 
@@ -37,6 +39,7 @@ from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, Queu
 from asynctasq.drivers.sql_claim import claim, pause
 from asynctasq.drivers.sql_connector import Connector, Session
 from asynctasq.drivers.sql_dead import dead_entry, requeue
+from asynctasq.drivers.sql_inspect import SQLInspection
 from asynctasq.drivers.sql_schema import check_schema, migrate_schema
 from asynctasq.drivers.sql_wakeup import Wakeup
 from asynctasq.errors import MessageTooLargeError
@@ -55,8 +58,11 @@ def _receipt(delivery: Delivery) -> dict[str, Any]:
     return {"id": row_id, "lease": lease, "now": time.time()}
 
 
-class SQLDriver:
-    """A driver over one SQL database (also a ``DeadLetterStore`` and a ``QueueCatalog``).
+class SQLDriver(SQLInspection):
+    """A driver over one SQL database.
+
+    Also a ``DeadLetterStore``, a ``QueueCatalog``, a ``WorkerRegistry`` and a
+    ``CompletedStore`` (:class:`~asynctasq.drivers.sql_inspect.SQLInspection`).
 
     Built per dialect by :mod:`~asynctasq.drivers.postgres`, :mod:`~asynctasq.drivers.mysql`
     and :mod:`~asynctasq.drivers.sqlite`.
@@ -66,6 +72,7 @@ class SQLDriver:
         keep_completed: keep acked rows as ``completed`` instead of deleting them
             (``repository.keep_completed_tasks``).
         maintenance_interval_seconds: how often workers should call :meth:`maintain`.
+        completed_limit: completed-task records kept per queue (``None``: all).
 
     """
 
@@ -75,11 +82,13 @@ class SQLDriver:
         *,
         keep_completed: bool = False,
         maintenance_interval_seconds: float = MAINTENANCE_SECONDS,
+        completed_limit: int | None = None,
     ) -> None:
         self.name = connector.name
         self.maintenance_interval_seconds: float | None = maintenance_interval_seconds
         self._db = connector
         self._keep_completed = keep_completed
+        self.completed_limit = completed_limit
         self._wakeup = Wakeup()
 
     @property

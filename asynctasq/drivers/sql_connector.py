@@ -107,10 +107,12 @@ def literal(text: str) -> str:
 def identifiers(queue_table: str, dead_letter_table: str, *, quote: str) -> dict[str, str]:
     """Return the ``{key: text}`` a dialect's queries are filled with.
 
-    For each object (``queue_table``, ``dead_letter_table``, ``ready_index``,
-    ``leased_index``, ``dead_index``, ``notify_function``, ``notify_trigger``) three keys:
+    For each object (``queue_table``, ``dead_letter_table``, ``workers_table``,
+    ``completed_table``, ``ready_index``, ``leased_index``, ``dead_index``,
+    ``completed_index``, ``notify_function``, ``notify_trigger``) three keys:
     ``{x}`` the quoted identifier (``schema.name`` parts quoted apart), ``{x_text}`` that
-    as a string literal, ``{x_label}`` the bare name as a string literal. Also
+    as a string literal, ``{x_label}`` the bare name as a string literal. The workers and
+    completed-task tables are named after the queue table (:func:`side_tables`). Also
     ``{channel}`` (the PostgreSQL NOTIFY channel, a literal) and ``{schema}`` (a literal,
     or ``DATABASE()`` when the table name has no schema).
 
@@ -127,9 +129,11 @@ def identifiers(queue_table: str, dead_letter_table: str, *, quote: str) -> dict
     objects = {
         "queue_table": queue_table,
         "dead_letter_table": dead_letter_table,
+        **side_tables(queue_table),
         "ready_index": f"{base}_ready",
         "leased_index": f"{base}_leased",
         "dead_index": f"{dead_base}_queue",
+        "completed_index": f"{base}_completed_q",
         "notify_function": f"{prefix}{base}_notify",
         "notify_trigger": f"{base}_notify",
     }
@@ -142,6 +146,20 @@ def identifiers(queue_table: str, dead_letter_table: str, *, quote: str) -> dict
     names["channel"] = literal(f"asynctasq:{queue_table}"[:CHANNEL_MAX])
     names["schema"] = literal(schema) if schema else "DATABASE()"
     return names
+
+
+def side_tables(queue_table: str) -> dict[str, str]:
+    """Return the names of the worker-registry and completed-task tables of ``queue_table``.
+
+    ``{"workers_table": "<queue_table>_workers", "completed_table": "<queue_table>_completed"}``,
+    in the queue table's schema when it has one (``jobs.task_queue`` gives
+    ``jobs.task_queue_workers``). Derived like the index names, so no setting is needed and
+    two applications with their own queue tables never share them.
+    """
+    return {
+        "workers_table": f"{queue_table}_workers",
+        "completed_table": f"{queue_table}_completed",
+    }
 
 
 def migrate_hint(driver: str) -> str:

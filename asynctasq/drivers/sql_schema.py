@@ -9,6 +9,14 @@ from __future__ import annotations
 from asynctasq.drivers.sql_connector import Connector, Session, migrate_hint
 from asynctasq.errors import DriverError
 
+CHECKS = (
+    "check_queue_table",
+    "check_dead_letter_table",
+    "check_workers_table",
+    "check_completed_table",
+)
+"""Queries naming every column of each table (they fail on a table missing a column)."""
+
 
 async def check_schema(db: Connector) -> None:
     """Raise unless every table, index (and trigger) exists with every column the queries use.
@@ -25,8 +33,8 @@ async def check_schema(db: Connector) -> None:
     if missing:
         detail = f"the schema is missing {', '.join(missing)}; {migrate_hint(db.name)}"
         raise DriverError(db.name, "open", detail)
-    await db.fetch("check_queue_table", {})
-    await db.fetch("check_dead_letter_table", {})
+    for check in CHECKS:
+        await db.fetch(check, {})
 
 
 async def migrate_schema(db: Connector, session: Session) -> list[str]:

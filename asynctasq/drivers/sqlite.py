@@ -198,6 +198,9 @@ class SQLiteConnector(SQLiteSession):
             f"index {queue}_leased",
             f"table {dead}",
             f"index {dead}_queue",
+            f"table {queue}_workers",
+            f"table {queue}_completed",
+            f"index {queue}_completed_q",
         )
         self._link: _Link | None = None
         self._executor: ThreadPoolExecutor | None = None

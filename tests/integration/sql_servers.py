@@ -21,6 +21,7 @@ from asynctasq.config.records import Config
 from asynctasq.config.resolve import resolve
 from asynctasq.drivers import build_driver
 from asynctasq.drivers.mysql import client_params, connect_params
+from asynctasq.drivers.sql_connector import side_tables
 from tests.integration.conftest import require
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -71,14 +72,14 @@ async def migrate(config: Config, driver: str) -> list[str]:
 async def drop(driver: str, settings: Mapping[str, Any]) -> None:
     """Drop the tables (and PostgreSQL's notify function) made for ``settings``."""
     queue, dead = settings["queue_table"], settings["dead_letter_table"]
+    tables = (queue, dead, *side_tables(queue).values())
     if driver == "postgres":
-        quoted = [".".join(f'"{part}"' for part in name.split(".")) for name in (queue, dead)]
+        quoted = [".".join(f'"{part}"' for part in name.split(".")) for name in tables]
         function = quoted[0][:-1] + '_notify"'
         connection = await asyncpg.connect(settings["dsn"])
         try:
             await connection.execute(
-                f"DROP TABLE IF EXISTS {quoted[0]}, {quoted[1]}; "
-                f"DROP FUNCTION IF EXISTS {function}()"
+                f"DROP TABLE IF EXISTS {', '.join(quoted)}; DROP FUNCTION IF EXISTS {function}()"
             )
         finally:
             await connection.close()
@@ -86,7 +87,8 @@ async def drop(driver: str, settings: Mapping[str, Any]) -> None:
         connection = await aiomysql.connect(**client_params(connect_params(settings["dsn"])))
         try:
             async with connection.cursor() as cursor:
-                await cursor.execute(f"DROP TABLE IF EXISTS `{queue}`, `{dead}`")
+                names = ", ".join(f"`{name}`" for name in tables)
+                await cursor.execute(f"DROP TABLE IF EXISTS {names}")
         finally:
             connection.close()
     else:

@@ -15,7 +15,8 @@ SELECT RELEASE_LOCK(CONCAT('asynctasq:', {queue_table_label}))
 -- name: schema_objects
 SELECT CONCAT('table ', table_name)
 FROM information_schema.tables
-WHERE table_schema = {schema} AND table_name IN ({queue_table_label}, {dead_letter_table_label})
+WHERE table_schema = {schema} AND table_name IN ({queue_table_label}, {dead_letter_table_label},
+    {workers_table_label}, {completed_table_label})
 
 -- name: migrate_1_queue_table
 CREATE TABLE IF NOT EXISTS {queue_table} (
@@ -58,6 +59,42 @@ CREATE TABLE IF NOT EXISTS {dead_letter_table} (
     KEY queue (queue_name, id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin
 
+-- name: migrate_3_workers_table
+-- The worker registry: one row per worker, replaced by each heartbeat; a row whose
+-- expires_at passed is a worker that died without stopping (not listed, pruned later).
+CREATE TABLE IF NOT EXISTS {workers_table} (
+    worker_id VARCHAR(255) NOT NULL,
+    hostname VARCHAR(255) NOT NULL,
+    pid INT NOT NULL,
+    queues TEXT NOT NULL,
+    concurrency INT NOT NULL,
+    driver VARCHAR(64) NOT NULL,
+    started_at DATETIME(6) NOT NULL,
+    last_heartbeat DATETIME(6) NOT NULL,
+    expires_at DATETIME(6) NOT NULL,
+    active INT NOT NULL,
+    processed BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    PRIMARY KEY (worker_id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin
+
+-- name: migrate_4_completed_table
+-- Completed-task records (repository.keep_completed_tasks), newest = highest id.
+CREATE TABLE IF NOT EXISTS {completed_table} (
+    id BIGINT NOT NULL AUTO_INCREMENT,
+    queue_name VARCHAR(255) NOT NULL,
+    task_id VARCHAR(255) NOT NULL,
+    task_name VARCHAR(1024) NOT NULL,
+    attempt INT NOT NULL,
+    worker_id VARCHAR(255) NOT NULL,
+    dispatched_at DATETIME(6) NOT NULL,
+    started_at DATETIME(6) NOT NULL,
+    completed_at DATETIME(6) NOT NULL,
+    duration_ms DOUBLE NOT NULL,
+    PRIMARY KEY (id),
+    KEY queue (queue_name, id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin
+
 -- name: check_queue_table
 SELECT id, queue_name, task_id, payload, status, available_at, locked_until, lease_id,
     current_attempt, max_attempts, visibility_timeout_seconds, created_at, updated_at,
@@ -68,6 +105,16 @@ FROM {queue_table} WHERE 1 = 0
 SELECT id, queue_name, task_id, task_name, payload, error_type, error_message, attempts,
     visibility_timeout_seconds, failed_at, created_at
 FROM {dead_letter_table} WHERE 1 = 0
+
+-- name: check_workers_table
+SELECT worker_id, hostname, pid, queues, concurrency, driver, started_at, last_heartbeat,
+    expires_at, active, processed, failed
+FROM {workers_table} WHERE 1 = 0
+
+-- name: check_completed_table
+SELECT id, queue_name, task_id, task_name, attempt, worker_id, dispatched_at, started_at,
+    completed_at, duration_ms
+FROM {completed_table} WHERE 1 = 0
 
 -- name: enqueue
 INSERT INTO {queue_table} (queue_name, task_id, payload, status, available_at,
@@ -182,3 +229,58 @@ SELECT queue_name FROM {queue_table} WHERE status <> 'completed'
 UNION
 SELECT queue_name FROM {dead_letter_table}
 ORDER BY 1
+
+-- name: record_heartbeat
+INSERT INTO {workers_table} (worker_id, hostname, pid, queues, concurrency, driver,
+    started_at, last_heartbeat, expires_at, active, processed, failed)
+VALUES (:worker_id, :hostname, :pid, :queues, :concurrency, :driver,
+    FROM_UNIXTIME(:started_at), NOW(6),
+    TIMESTAMPADD(MICROSECOND, ROUND(:ttl * 1000000), NOW(6)), :active, :processed, :failed)
+ON DUPLICATE KEY UPDATE
+    hostname = VALUES(hostname), pid = VALUES(pid), queues = VALUES(queues),
+    concurrency = VALUES(concurrency), driver = VALUES(driver),
+    started_at = VALUES(started_at), last_heartbeat = VALUES(last_heartbeat),
+    expires_at = VALUES(expires_at), active = VALUES(active),
+    processed = VALUES(processed), failed = VALUES(failed)
+
+-- name: prune_workers
+DELETE FROM {workers_table} WHERE expires_at <= NOW(6)
+
+-- name: remove_worker
+DELETE FROM {workers_table} WHERE worker_id = :worker_id
+
+-- name: live_workers
+SELECT worker_id, hostname, pid, queues, concurrency, driver, UNIX_TIMESTAMP(started_at),
+    UNIX_TIMESTAMP(last_heartbeat), active, processed, failed
+FROM {workers_table}
+WHERE expires_at > NOW(6)
+
+-- name: keep_completed
+INSERT INTO {completed_table} (queue_name, task_id, task_name, attempt, worker_id,
+    dispatched_at, started_at, completed_at, duration_ms)
+VALUES [[(:queue, :task_id, :task_name, :attempt, :worker_id, FROM_UNIXTIME(:dispatched_at),
+    FROM_UNIXTIME(:started_at), FROM_UNIXTIME(:completed_at), :duration_ms)]]
+
+-- name: prune_completed
+-- Keeps the newest :keep records of the queue (the derived table lets MySQL read the table
+-- it deletes from).
+DELETE FROM {completed_table}
+WHERE queue_name = :queue AND id <= (
+    SELECT id FROM (
+        SELECT id FROM {completed_table}
+        WHERE queue_name = :queue
+        ORDER BY id DESC
+        LIMIT 1 OFFSET :keep
+    ) AS newest
+)
+
+-- name: completed_tasks
+SELECT queue_name, task_id, task_name, attempt, worker_id, UNIX_TIMESTAMP(dispatched_at),
+    UNIX_TIMESTAMP(started_at), UNIX_TIMESTAMP(completed_at), duration_ms
+FROM {completed_table}
+WHERE queue_name = :queue
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: completed_count
+SELECT COUNT(*) FROM {completed_table} WHERE queue_name = :queue

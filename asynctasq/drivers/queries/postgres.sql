@@ -21,7 +21,10 @@ SELECT o.label FROM (VALUES
     ('index ' || {ready_index_label}, to_regclass({ready_index_text})),
     ('index ' || {leased_index_label}, to_regclass({leased_index_text})),
     ('table ' || {dead_letter_table_label}, to_regclass({dead_letter_table_text})),
-    ('index ' || {dead_index_label}, to_regclass({dead_index_text}))
+    ('index ' || {dead_index_label}, to_regclass({dead_index_text})),
+    ('table ' || {workers_table_label}, to_regclass({workers_table_text})),
+    ('table ' || {completed_table_label}, to_regclass({completed_table_text})),
+    ('index ' || {completed_index_label}, to_regclass({completed_index_text}))
 ) AS o(label, found)
 WHERE o.found IS NOT NULL
 UNION ALL
@@ -96,6 +99,42 @@ CREATE OR REPLACE TRIGGER {notify_trigger}
     FOR EACH ROW WHEN (NEW.status = 'pending')
     EXECUTE FUNCTION {notify_function}({channel})
 
+-- name: migrate_8_workers_table
+-- The worker registry: one row per worker, replaced by each heartbeat; a row whose
+-- expires_at passed is a worker that died without stopping (not listed, pruned later).
+CREATE TABLE IF NOT EXISTS {workers_table} (
+    worker_id TEXT PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    queues TEXT NOT NULL,
+    concurrency INTEGER NOT NULL,
+    driver TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    last_heartbeat TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    active INTEGER NOT NULL,
+    processed BIGINT NOT NULL,
+    failed BIGINT NOT NULL
+)
+
+-- name: migrate_9_completed_table
+-- Completed-task records (repository.keep_completed_tasks), newest = highest id.
+CREATE TABLE IF NOT EXISTS {completed_table} (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue_name TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    task_name TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    worker_id TEXT NOT NULL,
+    dispatched_at TIMESTAMPTZ NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    completed_at TIMESTAMPTZ NOT NULL,
+    duration_ms DOUBLE PRECISION NOT NULL
+)
+
+-- name: migrate_10_completed_index
+CREATE INDEX IF NOT EXISTS {completed_index} ON {completed_table} (queue_name, id)
+
 -- name: check_queue_table
 SELECT id, queue_name, task_id, payload, status, available_at, locked_until, lease_id,
     current_attempt, max_attempts, visibility_timeout_seconds, created_at, updated_at,
@@ -106,6 +145,16 @@ FROM {queue_table} WHERE false
 SELECT id, queue_name, task_id, task_name, payload, error_type, error_message, attempts,
     visibility_timeout_seconds, failed_at, created_at
 FROM {dead_letter_table} WHERE false
+
+-- name: check_workers_table
+SELECT worker_id, hostname, pid, queues, concurrency, driver, started_at, last_heartbeat,
+    expires_at, active, processed, failed
+FROM {workers_table} WHERE false
+
+-- name: check_completed_table
+SELECT id, queue_name, task_id, task_name, attempt, worker_id, dispatched_at, started_at,
+    completed_at, duration_ms
+FROM {completed_table} WHERE false
 
 -- name: enqueue
 INSERT INTO {queue_table} (queue_name, task_id, payload, available_at, visibility_timeout_seconds)
@@ -233,3 +282,63 @@ SELECT queue_name FROM {queue_table} WHERE status <> 'completed'
 UNION
 SELECT queue_name FROM {dead_letter_table}
 ORDER BY 1
+
+-- name: record_heartbeat
+INSERT INTO {workers_table} (worker_id, hostname, pid, queues, concurrency, driver,
+    started_at, last_heartbeat, expires_at, active, processed, failed)
+VALUES (:worker_id, :hostname, :pid, :queues, :concurrency, :driver,
+    to_timestamp(:started_at::float8), now(), now() + make_interval(secs => :ttl::float8),
+    :active, :processed, :failed)
+ON CONFLICT (worker_id) DO UPDATE SET
+    hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, queues = EXCLUDED.queues,
+    concurrency = EXCLUDED.concurrency, driver = EXCLUDED.driver,
+    started_at = EXCLUDED.started_at, last_heartbeat = EXCLUDED.last_heartbeat,
+    expires_at = EXCLUDED.expires_at, active = EXCLUDED.active,
+    processed = EXCLUDED.processed, failed = EXCLUDED.failed
+
+-- name: prune_workers
+DELETE FROM {workers_table} WHERE expires_at <= now()
+
+-- name: remove_worker
+DELETE FROM {workers_table} WHERE worker_id = :worker_id
+
+-- name: live_workers
+SELECT worker_id, hostname, pid, queues, concurrency, driver,
+    EXTRACT(EPOCH FROM started_at)::float8, EXTRACT(EPOCH FROM last_heartbeat)::float8,
+    active, processed, failed
+FROM {workers_table}
+WHERE expires_at > now()
+
+-- name: keep_completed
+INSERT INTO {completed_table} (queue_name, task_id, task_name, attempt, worker_id,
+    dispatched_at, started_at, completed_at, duration_ms)
+SELECT r.queue, r.task_id, r.task_name, r.attempt, r.worker_id, to_timestamp(r.dispatched),
+    to_timestamp(r.started), to_timestamp(r.completed), r.duration
+FROM unnest(:queue::text[], :task_id::text[], :task_name::text[], :attempt::int[],
+            :worker_id::text[], :dispatched_at::float8[], :started_at::float8[],
+            :completed_at::float8[], :duration_ms::float8[])
+    WITH ORDINALITY AS r(queue, task_id, task_name, attempt, worker_id, dispatched, started,
+                         completed, duration, n)
+ORDER BY r.n
+
+-- name: prune_completed
+-- Keeps the newest :keep records of the queue.
+DELETE FROM {completed_table}
+WHERE queue_name = :queue AND id <= (
+    SELECT id FROM {completed_table}
+    WHERE queue_name = :queue
+    ORDER BY id DESC
+    OFFSET :keep LIMIT 1
+)
+
+-- name: completed_tasks
+SELECT queue_name, task_id, task_name, attempt, worker_id,
+    EXTRACT(EPOCH FROM dispatched_at)::float8, EXTRACT(EPOCH FROM started_at)::float8,
+    EXTRACT(EPOCH FROM completed_at)::float8, duration_ms
+FROM {completed_table}
+WHERE queue_name = :queue
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: completed_count
+SELECT count(*) FROM {completed_table} WHERE queue_name = :queue

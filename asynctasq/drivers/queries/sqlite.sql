@@ -13,8 +13,10 @@ SELECT 1
 -- name: schema_objects
 SELECT type || ' ' || name
 FROM sqlite_master
-WHERE (type = 'table' AND name IN ({queue_table_label}, {dead_letter_table_label}))
-   OR (type = 'index' AND name IN ({ready_index_label}, {leased_index_label}, {dead_index_label}))
+WHERE (type = 'table' AND name IN ({queue_table_label}, {dead_letter_table_label},
+        {workers_table_label}, {completed_table_label}))
+   OR (type = 'index' AND name IN ({ready_index_label}, {leased_index_label}, {dead_index_label},
+        {completed_index_label}))
 
 -- name: migrate_1_queue_table
 CREATE TABLE IF NOT EXISTS {queue_table} (
@@ -63,6 +65,42 @@ CREATE TABLE IF NOT EXISTS {dead_letter_table} (
 -- name: migrate_5_dead_index
 CREATE INDEX IF NOT EXISTS {dead_index} ON {dead_letter_table} (queue_name, id)
 
+-- name: migrate_6_workers_table
+-- The worker registry: one row per worker, replaced by each heartbeat; a row whose
+-- expires_at passed is a worker that died without stopping (not listed, pruned later).
+CREATE TABLE IF NOT EXISTS {workers_table} (
+    worker_id TEXT PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    queues TEXT NOT NULL,
+    concurrency INTEGER NOT NULL,
+    driver TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    last_heartbeat REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    active INTEGER NOT NULL,
+    processed INTEGER NOT NULL,
+    failed INTEGER NOT NULL
+)
+
+-- name: migrate_7_completed_table
+-- Completed-task records (repository.keep_completed_tasks), newest = highest id.
+CREATE TABLE IF NOT EXISTS {completed_table} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue_name TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    task_name TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    worker_id TEXT NOT NULL,
+    dispatched_at REAL NOT NULL,
+    started_at REAL NOT NULL,
+    completed_at REAL NOT NULL,
+    duration_ms REAL NOT NULL
+)
+
+-- name: migrate_8_completed_index
+CREATE INDEX IF NOT EXISTS {completed_index} ON {completed_table} (queue_name, id)
+
 -- name: check_queue_table
 SELECT id, queue_name, task_id, payload, status, available_at, locked_until, lease_id,
     current_attempt, max_attempts, visibility_timeout_seconds, created_at, updated_at,
@@ -73,6 +111,16 @@ FROM {queue_table} WHERE 0
 SELECT id, queue_name, task_id, task_name, payload, error_type, error_message, attempts,
     visibility_timeout_seconds, failed_at, created_at
 FROM {dead_letter_table} WHERE 0
+
+-- name: check_workers_table
+SELECT worker_id, hostname, pid, queues, concurrency, driver, started_at, last_heartbeat,
+    expires_at, active, processed, failed
+FROM {workers_table} WHERE 0
+
+-- name: check_completed_table
+SELECT id, queue_name, task_id, task_name, attempt, worker_id, dispatched_at, started_at,
+    completed_at, duration_ms
+FROM {completed_table} WHERE 0
 
 -- name: enqueue
 INSERT INTO {queue_table} (queue_name, task_id, payload, status, available_at,
@@ -174,3 +222,54 @@ SELECT queue_name FROM {queue_table} WHERE status <> 'completed'
 UNION
 SELECT queue_name FROM {dead_letter_table}
 ORDER BY 1
+
+-- name: record_heartbeat
+INSERT INTO {workers_table} (worker_id, hostname, pid, queues, concurrency, driver,
+    started_at, last_heartbeat, expires_at, active, processed, failed)
+VALUES (:worker_id, :hostname, :pid, :queues, :concurrency, :driver, :started_at, :now,
+    :now + :ttl, :active, :processed, :failed)
+ON CONFLICT (worker_id) DO UPDATE SET
+    hostname = excluded.hostname, pid = excluded.pid, queues = excluded.queues,
+    concurrency = excluded.concurrency, driver = excluded.driver,
+    started_at = excluded.started_at, last_heartbeat = excluded.last_heartbeat,
+    expires_at = excluded.expires_at, active = excluded.active,
+    processed = excluded.processed, failed = excluded.failed
+
+-- name: prune_workers
+DELETE FROM {workers_table} WHERE expires_at <= :now
+
+-- name: remove_worker
+DELETE FROM {workers_table} WHERE worker_id = :worker_id
+
+-- name: live_workers
+SELECT worker_id, hostname, pid, queues, concurrency, driver, started_at, last_heartbeat,
+    active, processed, failed
+FROM {workers_table}
+WHERE expires_at > :now
+
+-- name: keep_completed
+INSERT INTO {completed_table} (queue_name, task_id, task_name, attempt, worker_id,
+    dispatched_at, started_at, completed_at, duration_ms)
+VALUES (:queue, :task_id, :task_name, :attempt, :worker_id, :dispatched_at, :started_at,
+    :completed_at, :duration_ms)
+
+-- name: prune_completed
+-- Keeps the newest :keep records of the queue.
+DELETE FROM {completed_table}
+WHERE queue_name = :queue AND id <= (
+    SELECT id FROM {completed_table}
+    WHERE queue_name = :queue
+    ORDER BY id DESC
+    LIMIT 1 OFFSET :keep
+)
+
+-- name: completed_tasks
+SELECT queue_name, task_id, task_name, attempt, worker_id, dispatched_at, started_at,
+    completed_at, duration_ms
+FROM {completed_table}
+WHERE queue_name = :queue
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: completed_count
+SELECT COUNT(*) FROM {completed_table} WHERE queue_name = :queue

@@ -25,12 +25,17 @@ from asynctasq.config.resolve import resolve
 from asynctasq.drivers import build_driver, sql
 from asynctasq.drivers.mysql import client_params, connect_params
 from asynctasq.drivers.protocol import (
+    CompletedStore,
+    CompletedTask,
     DeadLetterEntry,
     Driver,
     Outgoing,
     QueueCatalog,
     QueueSizes,
+    WorkerInfo,
+    WorkerRegistry,
 )
+from asynctasq.drivers.sql_connector import side_tables
 from asynctasq.errors import DriverError, MessageTooLargeError
 from tests.integration.sql_servers import (
     SQL_DRIVERS,
@@ -111,6 +116,55 @@ async def test_concurrent_migrations_create_each_object_once(name: str, tmp_path
     assert sorted(created) == sorted(line.removesuffix(" already exists") for line in third)
     assert all(line.endswith(" already exists") for line in third)
     assert f"table {settings['queue_table']} already exists" in third
+
+
+async def test_a_schema_migrated_before_the_monitoring_tables_gets_them_on_the_next_migrate(
+    db: Database,
+) -> None:
+    queue = db.settings["queue_table"]
+    workers, completed = side_tables(queue).values()
+    await db.rows("DROP TABLE {q}_workers")  # as the previous version migrated it
+    await db.rows("DROP TABLE {q}_completed")
+    with pytest.raises(DriverError) as raised:
+        await db.open().open()
+    assert f"the schema is missing table {workers}, table {completed}" in str(raised.value)
+    assert f"run `asynctasq migrate --driver {db.name}`" in str(raised.value)
+
+    lines = await migrate(db.config, db.name)
+    assert f"table {queue} already exists" in lines
+    assert [line for line in lines if line.startswith("created ")] == [
+        f"created table {workers}",
+        f"created table {completed}",
+        *([f"created index {queue}_completed_q"] if db.name != "mysql" else []),
+    ]
+    opened = db.open()
+    await opened.open()
+    try:
+        assert isinstance(opened, WorkerRegistry)
+        assert await opened.live_workers() == []
+    finally:
+        await opened.close()
+
+
+async def test_heartbeats_and_completed_records_live_in_tables_named_after_the_queue_table(
+    db: Database, driver: Driver
+) -> None:
+    assert isinstance(driver, WorkerRegistry)
+    assert isinstance(driver, CompletedStore)
+    info = WorkerInfo("host-1-7-abc", "host-1", 7, ("a", "b"), 4, db.name, 1_700_000_000.25)
+    await driver.record_heartbeat(info, ttl_seconds=30)
+    await driver.record_heartbeat(attrs.evolve(info, processed=5), ttl_seconds=30)
+    record = CompletedTask("a", "t-1", "m:f", 1, info.worker_id, 1.5, 2.0, 2.25, 250.0)
+    await driver.keep_completed([record])
+    assert await db.rows("SELECT worker_id, queues, processed FROM {q}_workers") == [
+        ("host-1-7-abc", '["a", "b"]', 5)
+    ]
+    assert await db.rows(
+        "SELECT queue_name, task_id, task_name, duration_ms FROM {q}_completed"
+    ) == [("a", "t-1", "m:f", 250.0)]
+    assert await driver.completed_tasks("a") == [record]
+    await driver.remove_worker(info.worker_id)
+    assert await db.rows("SELECT worker_id FROM {q}_workers") == []
 
 
 async def test_a_large_payload_round_trips_byte_for_byte(db: Database, driver: Driver) -> None:
@@ -296,6 +350,11 @@ async def test_a_schema_qualified_postgres_table_works(tmp_path: Path) -> None:
             [got] = await opened.dequeue(["q"], limit=1, wait_seconds=0)
             assert got.body == b"qualified"
             await opened.ack([got])
+            assert isinstance(opened, WorkerRegistry)
+            await opened.record_heartbeat(
+                WorkerInfo("w-1", "h", 1, ("q",), 1, "postgres", 1.0), ttl_seconds=30
+            )
+            assert [w.worker_id for w in await opened.live_workers()] == ["w-1"]
         finally:
             await opened.close()
         assert settings["queue_table"].startswith("public.")

@@ -34,7 +34,10 @@ def test_sqlite_tables_are_created_once_and_then_found(cli: Cli, tmp_path: Path)
         "sqlite: created index task_queue_leased",
         "sqlite: created table dead_letter_queue",
         "sqlite: created index dead_letter_queue_queue",
-        "sqlite: done; created 5 of 5 schema objects",
+        "sqlite: created table task_queue_workers",
+        "sqlite: created table task_queue_completed",
+        "sqlite: created index task_queue_completed_q",
+        "sqlite: done; created 8 of 8 schema objects",
     ]
     again = cli("migrate", "--driver", "sqlite", "--sqlite-path", str(path))
     assert again.code == 0

@@ -88,6 +88,9 @@ def test_identifiers_are_quoted_per_part_and_index_names_follow_the_table() -> N
     assert names["queue_table"] == '"jobs"."task_queue"'
     assert names["ready_index"] == '"task_queue_ready"'
     assert names["notify_function"] == '"jobs"."task_queue_notify"'
+    assert names["workers_table"] == '"jobs"."task_queue_workers"'
+    assert names["completed_table"] == '"jobs"."task_queue_completed"'
+    assert names["completed_index"] == '"task_queue_completed_q"'
     assert names["queue_table_text"] == '\'"jobs"."task_queue"\''
     assert names["queue_table_label"] == "'task_queue'"
     assert names["channel"] == "'asynctasq:jobs.task_queue'"
