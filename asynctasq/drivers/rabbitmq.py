@@ -5,7 +5,9 @@ The pieces: :mod:`rabbitmq_link` (connection, topology, confirmed publishing),
 :mod:`rabbitmq_redeliveries` (copies of messages this driver still runs),
 :mod:`rabbitmq_acks` (batched acks), :mod:`rabbitmq_settle` (ack, release, retry,
 dead-letter), :mod:`rabbitmq_delay` (delayed messages), :mod:`rabbitmq_dead` (dead
-letters), :mod:`rabbitmq_format` (names, headers). How the protocol maps onto RabbitMQ:
+letters), :mod:`rabbitmq_inspect` (queue catalog, worker registry, completed tasks, over
+:mod:`rabbitmq_monitor` and :mod:`rabbitmq_records`), :mod:`rabbitmq_format` (names,
+headers). How the protocol maps onto RabbitMQ:
 
 * ``enqueue``: a persistent message published with ``mandatory`` and a publisher confirm;
   it returns once the broker confirmed it. ``enqueue_many`` sends all, then awaits all
@@ -38,6 +40,8 @@ letters), :mod:`rabbitmq_format` (names, headers). How the protocol maps onto Ra
   ``in_flight`` counts this driver's own unsettled deliveries (AMQP cannot ask a queue
   for its unacked total).
 * ``max_message_bytes``: 16 MiB, RabbitMQ's default ``max_message_size`` since 4.0.
+* ``QueueCatalog``, ``WorkerRegistry``, ``CompletedStore``: small durable queues written
+  with confirms and read by peeking under a reader lock (:mod:`rabbitmq_inspect`).
 """
 
 from __future__ import annotations
@@ -47,15 +51,24 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from asynctasq.config.records import Config, RabbitMQConfig
 from asynctasq.drivers import rabbitmq_format as form
-from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
+from asynctasq.drivers.protocol import (
+    CompletedTask,
+    DeadLetterEntry,
+    Delivery,
+    Outgoing,
+    QueueSizes,
+    WorkerInfo,
+)
 from asynctasq.drivers.rabbitmq_acks import Receipt
 from asynctasq.drivers.rabbitmq_consume import Consumers
 from asynctasq.drivers.rabbitmq_dead import DeadLetters
 from asynctasq.drivers.rabbitmq_delay import DelayedRelease
+from asynctasq.drivers.rabbitmq_inspect import DEFAULT_COMPLETED_LIMIT, Inspection
 from asynctasq.drivers.rabbitmq_link import FAILURES, Link
 from asynctasq.drivers.rabbitmq_settle import Settlement, Triple
 from asynctasq.errors import DriverError, MessageTooLargeError
@@ -73,6 +86,8 @@ CLOSE_SECONDS = 5.0
 
 CLOSE_FAILURES: tuple[type[BaseException], ...] = (*FAILURES, DriverError)
 
+_T = TypeVar("_T")
+
 
 def default_connection_name() -> str:
     """Return ``"asynctasq <host> pid <pid> <random>"``, unique per driver."""
@@ -80,7 +95,9 @@ def default_connection_name() -> str:
 
 
 class RabbitMQDriver:
-    """The RabbitMQ driver (also a ``DeadLetterStore``). Built by :func:`build`.
+    """The RabbitMQ driver. Built by :func:`build`.
+
+    Also a ``DeadLetterStore``, ``QueueCatalog``, ``WorkerRegistry`` and ``CompletedStore``.
 
     Args:
         config: the ``rabbitmq`` group: url, exchange_name, prefetch_count (QoS per
@@ -91,10 +108,13 @@ class RabbitMQDriver:
         operation_timeout_seconds: the longest a broker call may take (waiting for a
             reconnection included) before ``DriverError``.
         watch_seconds: how often the consumer watchdog runs.
+        completed_limit: completed tasks kept per queue (``x-max-length`` of the
+            ``{queue}_completed`` queues this driver creates).
 
     Attributes:
         connection_name: the name the broker shows for this driver's connection.
         prefetch_count: the most unacknowledged messages the broker pushes per queue.
+        completed_limit: as the argument; applies to completed queues created afterwards.
 
     """
 
@@ -109,6 +129,7 @@ class RabbitMQDriver:
         reconnect_seconds: float = 1.0,
         operation_timeout_seconds: float = 30.0,
         watch_seconds: float = 2.0,
+        completed_limit: int = DEFAULT_COMPLETED_LIMIT,
     ) -> None:
         self.maintenance_interval_seconds: float | None = config.delayed_task_interval
         self.max_message_bytes = max_message_bytes
@@ -124,8 +145,19 @@ class RabbitMQDriver:
         self._delayed = DelayedRelease(self._link)
         self._dead = DeadLetters(self._link)
         self._settle = Settlement(self._link, self._consumers)
+        self._inspect = Inspection(self._link, completed_limit)
+        self._link.on_declared = self._inspect.record_queue
         self._ids = form.MessageIds()
         self._opened = False
+
+    @property
+    def completed_limit(self) -> int:
+        """Completed tasks kept per queue (for completed queues created from now on)."""
+        return self._inspect.completed_limit
+
+    @completed_limit.setter
+    def completed_limit(self, value: int) -> None:
+        self._inspect.completed_limit = value
 
     async def open(self) -> None:
         """Connect, open the channels and declare the exchange (idempotent).
@@ -364,6 +396,80 @@ class RabbitMQDriver:
             return await self._dead.purge(queue)
         except FAILURES as exc:
             raise self._link.error("purge_dead", exc) from exc
+
+    async def _inspecting(self, operation: str, call: Coroutine[Any, Any, _T]) -> _T:
+        try:
+            return await call
+        except FAILURES as exc:
+            raise self._link.error(operation, exc) from exc
+
+    async def queue_names(self) -> list[str]:
+        """Return the catalogued queues holding a message (any state) or consumed, sorted.
+
+        Raises:
+            DriverError: the broker failed, or other readers held the lock too long.
+
+        """
+        return await self._inspecting("queue_names", self._inspect.queue_names())
+
+    async def record_heartbeat(self, worker: WorkerInfo, *, ttl_seconds: float) -> None:
+        """Record ``worker`` (``last_heartbeat`` = this machine's clock) for ``ttl_seconds``.
+
+        Raises:
+            DriverError: the broker failed.
+
+        """
+        call = self._inspect.record_heartbeat(worker, ttl_seconds=ttl_seconds)
+        await self._inspecting("record_heartbeat", call)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Record that ``worker_id`` stopped (nothing changes if it is unknown).
+
+        Raises:
+            DriverError: the broker failed.
+
+        """
+        await self._inspecting("remove_worker", self._inspect.remove_worker(worker_id))
+
+    async def live_workers(self) -> list[WorkerInfo]:
+        """Return the workers whose last heartbeat is within its ttl (broker clock), by id.
+
+        Raises:
+            DriverError: the broker failed, or other readers held the lock too long.
+
+        """
+        return await self._inspecting("live_workers", self._inspect.live_workers())
+
+    async def keep_completed(self, tasks: Sequence[CompletedTask]) -> None:
+        """Store ``tasks`` in their ``{queue}_completed`` queues (newest kept), confirmed.
+
+        Raises:
+            DriverError: the broker failed.
+
+        """
+        if tasks:
+            await self._inspecting("keep_completed", self._inspect.keep_completed(tasks))
+
+    async def completed_tasks(self, queue: str, *, limit: int = 100) -> list[CompletedTask]:
+        """Return up to ``limit`` kept completed tasks of ``queue``, newest first.
+
+        Raises:
+            DriverError: the broker failed, or other readers held the lock too long.
+
+        """
+        if limit <= 0:
+            return []
+        call = self._inspect.completed_tasks(queue, limit=limit)
+        return await self._inspecting("completed_tasks", call)
+
+    async def completed_count(self, queue: str) -> int:
+        """Return how many completed tasks of ``queue`` are kept.
+
+        Raises:
+            DriverError: the broker failed, or other readers held the lock too long.
+
+        """
+        return await self._inspecting("completed_count", self._inspect.completed_count(queue))
 
 
 def build(config: Config) -> RabbitMQDriver:

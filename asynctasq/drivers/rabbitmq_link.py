@@ -8,6 +8,10 @@ reference (aio-pika holds robust channels only weakly, FIELD-CASES C32):
 * ``admin``: declarations, bindings and message counts;
 * ``consumer`` (made by :mod:`~asynctasq.drivers.rabbitmq_consume`): consumers and acks.
 
+Short jobs that may end in a channel error (a passive declaration of a missing queue, an
+exclusive queue held elsewhere) use a plain, non-robust channel of their own
+(:meth:`Link.raw_channel`), which nothing reopens or restores.
+
 After a broker restart or a dropped connection aio-pika reconnects every
 ``reconnect_seconds``, reopens the channels, restores QoS, re-declares the exchange and
 every queue declared here (robustly registered) and re-registers the consumers.
@@ -21,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 import aio_pika
+import aiormq.abc
 from aio_pika.abc import (
     AbstractExchange,
     AbstractRobustChannel,
@@ -85,6 +90,9 @@ class Link:
         self._exchange: AbstractExchange | None = None
         self._ensured: set[str] = set()
         self._ensure_lock = asyncio.Lock()
+        self.on_declared: Callable[[str], Awaitable[None]] | None = None
+        """Awaited with the queue name each time :meth:`ensure` declared a topology; it must
+        not raise (the queue catalog records the name)."""
 
     def detail(self, exc: BaseException) -> str:
         """Return ``"Type: message"`` for ``exc`` with every password removed."""
@@ -210,6 +218,8 @@ class Link:
                     + self.detail(exc),
                 ) from exc
             self._ensured.add(queue)
+            if self.on_declared is not None:
+                await self.on_declared(queue)
 
     def forget(self, queue: str) -> None:
         """Declare ``queue``'s topology again on its next use (it was found missing)."""
@@ -266,6 +276,35 @@ class Link:
             )
         self._ensured.clear()
 
+    async def publish_direct(
+        self, name: str, messages: Sequence[aio_pika.Message]
+    ) -> list[aio_pika.Message]:
+        """Publish ``messages`` to queue ``name`` through the default exchange, confirmed.
+
+        Returns:
+            The messages that came back unroutable (queue ``name`` does not exist).
+
+        Raises:
+            Exception: what aio-pika raised otherwise (the caller translates it).
+
+        """
+        async with asyncio.timeout(self.timeout_seconds):
+            await self.ready()
+            if self._publisher is None:
+                raise DriverError("rabbitmq", "publish", "the driver is not open")
+            exchange = self._publisher.default_exchange
+            results = await asyncio.gather(
+                *(exchange.publish(message, name, mandatory=True) for message in messages),
+                return_exceptions=True,
+            )
+        returned = []
+        for message, result in zip(messages, results, strict=True):
+            if isinstance(result, PublishError):
+                returned.append(message)
+            elif isinstance(result, BaseException):
+                raise result
+        return returned
+
     async def _send(self, routing_key: str, message: aio_pika.Message) -> None:
         exchange = self._exchange
         if exchange is None or self._publisher is None:
@@ -284,6 +323,30 @@ class Link:
         channel = await self.connection.channel(publisher_confirms=False)
         try:
             await channel.set_qos(prefetch_count=prefetch_count)
+            yield channel
+        finally:
+            with contextlib.suppress(*FAILURES):
+                await channel.close()
+
+    @contextlib.asynccontextmanager
+    async def raw_channel(self) -> AsyncIterator[aiormq.abc.AbstractChannel]:
+        """Open a plain aiormq channel for one short job (never reopened nor restored).
+
+        A broker error closes it (AMQP channel errors do); closing it returns every message
+        it left unacked, in their places.
+
+        Raises:
+            Exception: what aiormq raised (the caller translates it).
+
+        """
+        await self.ready()
+        transport = self.connection.transport
+        if transport is None:
+            raise ConnectionError("the connection is not up")
+        channel = await transport.connection.channel(
+            publisher_confirms=False, timeout=self.timeout_seconds
+        )
+        try:
             yield channel
         finally:
             with contextlib.suppress(*FAILURES):

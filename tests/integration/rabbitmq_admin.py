@@ -91,13 +91,19 @@ def consumers(queue: str) -> list[int]:
 
 
 async def delete_topology(url: str, exchange: str, queues: Iterable[str]) -> None:
-    """Delete each queue with its ``_delayed`` and ``_dead`` companions, then the exchange."""
+    """Delete each queue with its companions, the exchange's monitoring queues, the exchange.
+
+    Companions: ``_delayed``, ``_dead`` and ``_completed``; monitoring queues: the catalog
+    ``{exchange}.queues`` and the worker registry ``{exchange}.workers``.
+    """
     connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel()
         for queue in queues:
-            for name in (queue, f"{queue}_delayed", f"{queue}_dead"):
+            for name in (queue, f"{queue}_delayed", f"{queue}_dead", f"{queue}_completed"):
                 await channel.queue_delete(name)
+        for name in (f"{exchange}.queues", f"{exchange}.workers"):
+            await channel.queue_delete(name)
         await channel.exchange_delete(exchange)
     finally:
         await connection.close()
