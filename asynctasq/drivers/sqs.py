@@ -3,7 +3,9 @@
 Queue ``name`` is ``queue_url_prefix + name``; its dead letters are on ``name + "_dead"``
 (connection, credentials and queue creation: :mod:`asynctasq.drivers.sqs_client`; wire
 format: :mod:`asynctasq.drivers.sqs_format`; receiving: :mod:`asynctasq.drivers.sqs_receive`;
-dead letters: :mod:`asynctasq.drivers.sqs_dead`).
+dead letters: :mod:`asynctasq.drivers.sqs_dead`; live workers, as tags of the queue
+``asynctasq-workers``: :mod:`asynctasq.drivers.sqs_workers`; completed-task records on
+``name + "_completed"``: :mod:`asynctasq.drivers.sqs_completed`).
 
 Behaviour choices (where SQS differs from the other brokers):
 
@@ -24,6 +26,8 @@ Behaviour choices (where SQS differs from the other brokers):
 * Sizes come from ``GetQueueAttributes`` and are approximate on SQS (exact on moto).
 * ``max_message_bytes``: the largest task body that fits the 256 KiB message limit once
   base64-encoded with its attributes (196,224 bytes); bodies are checked at dispatch.
+* Queue names (``QueueCatalog``) come from ``ListQueues`` under the prefix: every queue
+  that exists there, empty ones too.
 """
 
 from __future__ import annotations
@@ -36,10 +40,19 @@ from typing import Any
 
 from asynctasq.config.records import Config, SQSConfig
 from asynctasq.drivers import sqs_format as wire
-from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
+from asynctasq.drivers.protocol import (
+    CompletedTask,
+    DeadLetterEntry,
+    Delivery,
+    Outgoing,
+    QueueSizes,
+    WorkerInfo,
+)
 from asynctasq.drivers.sqs_client import SQSConnection
+from asynctasq.drivers.sqs_completed import DEFAULT_COMPLETED_LIMIT, CompletedQueues
 from asynctasq.drivers.sqs_dead import DeadLetterQueues
 from asynctasq.drivers.sqs_receive import Lease, Receiver, batch_failures, chunks
+from asynctasq.drivers.sqs_workers import WorkerTags
 from asynctasq.errors import DriverError, MessageTooLargeError
 
 logger = logging.getLogger("asynctasq.drivers.sqs")
@@ -65,7 +78,10 @@ def _held(deliveries: Sequence[Delivery], operation: str) -> dict[str, list[Leas
 
 
 class SQSDriver:
-    """The SQS driver (also a ``DeadLetterStore``). Built by :func:`build`.
+    """The SQS driver. Built by :func:`build`.
+
+    Also a ``DeadLetterStore``, a ``QueueCatalog``, a ``WorkerRegistry`` and a
+    ``CompletedStore`` (each with SQS' limits, in the modules named above).
 
     Args:
         config: the ``sqs`` group: region_name, queue_url_prefix, credentials, endpoint_url,
@@ -73,6 +89,9 @@ class SQSDriver:
         pool_size: the most HTTP connections of the client.
         message_limit_bytes: the largest SQS message, body and attributes (256 KiB).
         hop_seconds: overrides ``config.delay_hop_seconds`` (tests).
+
+    Attributes:
+        completed_limit: completed-task records shown, and kept past a listing, per queue.
 
     """
 
@@ -94,6 +113,9 @@ class SQSDriver:
         self._conn = SQSConnection(config, pool_size=pool_size)
         self._receiver = Receiver(self._conn, self._hop, self.release)
         self._dead = DeadLetterQueues(self._conn, message_limit_bytes, self._hop)
+        self._workers = WorkerTags(self._conn)
+        self._completed = CompletedQueues(self._conn, message_limit_bytes)
+        self.completed_limit = DEFAULT_COMPLETED_LIMIT
 
     async def open(self) -> None:
         """Create the client and check the endpoint answers (idempotent).
@@ -359,6 +381,73 @@ class SQSDriver:
 
         """
         return await self._dead.purge(queue)
+
+    async def queue_names(self) -> list[str]:
+        """Return the queues that exist under ``queue_url_prefix`` (``ListQueues``), sorted.
+
+        Raises:
+            DriverError: SQS failed.
+
+        """
+        return await self._conn.queue_names()
+
+    async def record_heartbeat(self, worker: WorkerInfo, *, ttl_seconds: float) -> None:
+        """Tag the registry queue with ``worker``, live ``ttl_seconds`` (this machine's clock).
+
+        Raises:
+            DriverError: SQS failed (e.g. 50 workers are registered already).
+
+        """
+        await self._workers.record(worker, ttl_seconds)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Remove ``worker_id``'s tag from the registry queue.
+
+        Raises:
+            DriverError: SQS failed.
+
+        """
+        await self._workers.remove(worker_id)
+
+    async def live_workers(self) -> list[WorkerInfo]:
+        """Return the workers whose ttl has not passed, by worker id.
+
+        Raises:
+            DriverError: SQS failed.
+
+        """
+        return await self._workers.live()
+
+    async def keep_completed(self, tasks: Sequence[CompletedTask]) -> None:
+        """Send ``tasks`` to their queues' ``_completed`` queues (kept one hour).
+
+        Raises:
+            DriverError: SQS failed.
+
+        """
+        await self._completed.keep(tasks)
+
+    async def completed_tasks(self, queue: str, *, limit: int = 100) -> list[CompletedTask]:
+        """Return up to ``limit`` records of ``queue``, newest first (at most ``completed_limit``).
+
+        Deletes the records past ``completed_limit`` on the way.
+
+        Raises:
+            DriverError: SQS failed.
+
+        """
+        if limit <= 0:
+            return []
+        return await self._completed.tasks(queue, limit, self.completed_limit)
+
+    async def completed_count(self, queue: str) -> int:
+        """Return how many records ``queue`` has (approximate), at most ``completed_limit``.
+
+        Raises:
+            DriverError: SQS failed.
+
+        """
+        return await self._completed.count(queue, self.completed_limit)
 
 
 def build(config: Config) -> SQSDriver:

@@ -8,10 +8,13 @@
   boto's default chain (environment, shared files, instance role). They are never logged:
   every error text passes through :func:`~asynctasq.config.mask.scrub`.
 * Queue URLs: ``queue_url_prefix + name`` exactly (a prefix such as ``.../123456789012/app-``
-  also works); the dead-letter queue is ``name + "_dead"``.
+  also works); the dead-letter queue is ``name + "_dead"``, the completed-task records
+  ``name + "_completed"``, the worker registry ``asynctasq-workers`` (side queues: no task
+  runs from them; :meth:`SQSConnection.queue_of` maps them back).
 * Missing queues: with ``create_queues`` (default true) a call that meets a missing queue
-  creates it, with its dead-letter queue, and is made once more; created queues keep
-  messages 14 days (the SQS maximum). Otherwise the call fails naming the URL.
+  creates it (a task queue with its dead-letter queue) and is made once more; created
+  queues keep messages 14 days (the SQS maximum), completed-task queues one hour.
+  Otherwise the call fails naming the URL.
 * Retries: botocore's "standard" retry mode (4 attempts, backoff with jitter) for throttling
   and connection errors; what still fails becomes :class:`~asynctasq.errors.DriverError`.
 """
@@ -35,9 +38,15 @@ from asynctasq.errors import DriverError
 logger = logging.getLogger("asynctasq.drivers.sqs")
 
 DEAD_SUFFIX = "_dead"
+COMPLETED_SUFFIX = "_completed"
+REGISTRY_QUEUE = "asynctasq-workers"
+"""The queue whose tags are the worker registry (it never holds a message)."""
 MISSING_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 RETENTION_SECONDS = 14 * 24 * 3600
 """Retention of queues the driver creates: the SQS maximum. Source: SQS "CreateQueue"."""
+
+COMPLETED_RETENTION_SECONDS = 3600
+"""Retention of the ``_completed`` queues the driver creates: records older are dropped."""
 
 FAILURES = (ClientError, BotoCoreError, OSError)
 
@@ -88,6 +97,73 @@ class SQSConnection:
     def dead_url(self, queue: str) -> str:
         """Return the URL of the dead-letter queue of ``queue``."""
         return self.prefix + queue + DEAD_SUFFIX
+
+    def completed_url(self, queue: str) -> str:
+        """Return the URL of the completed-task queue of ``queue``."""
+        return self.prefix + queue + COMPLETED_SUFFIX
+
+    def registry_url(self) -> str:
+        """Return the URL of the worker-registry queue."""
+        return self.prefix + REGISTRY_QUEUE
+
+    @property
+    def name_prefix(self) -> str:
+        """The part of every queue name the prefix fixes (after its last ``/``), e.g. ``app-``."""
+        return self.prefix.rpartition("/")[2]
+
+    def queue_of(self, name: str) -> str | None:
+        """Return the task queue an SQS queue ``name`` (full name) belongs to.
+
+        ``app-emails`` and ``app-emails_dead`` give ``emails`` (with prefix ``.../app-``);
+        the registry queue, and names outside the prefix, give ``None``.
+        """
+        if not name.startswith(self.name_prefix):
+            return None
+        queue = name[len(self.name_prefix) :]
+        if queue == REGISTRY_QUEUE:
+            return None
+        for suffix in (DEAD_SUFFIX, COMPLETED_SUFFIX):
+            if queue.endswith(suffix) and len(queue) > len(suffix):
+                return queue.removesuffix(suffix)
+        return queue or None
+
+    async def queue_names(self) -> list[str]:
+        """Return the task queues with a queue under the prefix (``ListQueues``), sorted.
+
+        Side queues count for their task queue (``emails_dead`` lists ``emails``); the
+        registry queue is left out.
+
+        Raises:
+            DriverError: SQS failed (e.g. ``sqs:ListQueues`` is denied).
+
+        """
+        client = await self.client()
+        names: set[str] = set()
+        params: dict[str, Any] = {"MaxResults": 1000}
+        if self.name_prefix:
+            params["QueueNamePrefix"] = self.name_prefix
+        try:
+            while True:
+                response = await client.list_queues(**params)
+                for url in response.get("QueueUrls", []):
+                    queue = self.queue_of(str(url).rpartition("/")[2])
+                    if queue is not None:
+                        names.add(queue)
+                token = response.get("NextToken")
+                if not token:
+                    break
+                params["NextToken"] = token
+        except FAILURES as exc:
+            raise self.error("queue_names", exc) from exc
+        return sorted(names)
+
+    def _creates(self, url: str) -> list[tuple[str, int]]:
+        """Return the queues (URL, retention seconds) a missing ``url`` is created with."""
+        if url.endswith(COMPLETED_SUFFIX):
+            return [(url, COMPLETED_RETENTION_SECONDS)]
+        if url.endswith(DEAD_SUFFIX) or url == self.registry_url():
+            return [(url, RETENTION_SECONDS)]
+        return [(url, RETENTION_SECONDS), (url + DEAD_SUFFIX, RETENTION_SECONDS)]
 
     def error(self, operation: str, exc: BaseException) -> DriverError:
         """Return ``exc`` as a ``DriverError`` for ``operation``, with credentials removed."""
@@ -196,25 +272,24 @@ class SQSConnection:
             raise self.error(operation, exc) from exc
 
     async def create(self, operation: str, url: str) -> None:
-        """Create the queue at ``url`` (and its dead-letter queue) if ``create_queues`` allows.
+        """Create the queue at ``url`` (a task queue with its dead-letter queue) if allowed.
 
         Raises:
             DriverError: creating is not allowed, or failed.
 
         """
+        creates = self._creates(url)
         if not self.create_queues:
+            also = f" (and its '{DEAD_SUFFIX}' dead-letter queue)" if len(creates) > 1 else ""
             raise DriverError(
                 "sqs",
                 operation,
-                f"queue {url!r} does not exist; create it (and its '{DEAD_SUFFIX}' "
-                "dead-letter queue) or set ASYNCTASQ_SQS_CREATE_QUEUES=true",
+                f"queue {url!r} does not exist; create it{also} or set "
+                "ASYNCTASQ_SQS_CREATE_QUEUES=true",
             )
-        urls = [url]
-        if not url.endswith(DEAD_SUFFIX):
-            urls.append(url + DEAD_SUFFIX)
         client = await self.client()
-        for target in urls:
+        for target, retention in creates:
             name = target.rsplit("/", 1)[-1]
-            attributes = {"MessageRetentionPeriod": str(RETENTION_SECONDS)}
+            attributes = {"MessageRetentionPeriod": str(retention)}
             response = await client.create_queue(QueueName=name, Attributes=attributes)
             logger.info("created SQS queue %s", response.get("QueueUrl", name))

@@ -1,11 +1,8 @@
 """Dead letters on SQS: one ``<queue>_dead`` queue per queue, one JSON body per entry.
 
 SQS cannot read a queue without receiving from it, so listing, requeueing and purging
-*peek*: they receive every message of the dead-letter queue with a short visibility
-timeout (:data:`PEEK_SECONDS`), sort them oldest first (``SentTimestamp``), act, and make
-the ones they keep visible again at once. Two peeks at the same moment each see only part
-of the queue. When fewer messages came than ``ApproximateNumberOfMessages`` promised, one
-more receive long-polls for a second (short receives sample only some SQS servers).
+*peek* (:mod:`asynctasq.drivers.sqs_peek`): they receive every message of the dead-letter
+queue for a moment, oldest first, act, and make the ones they keep visible again at once.
 """
 
 from __future__ import annotations
@@ -17,12 +14,10 @@ from typing import Any
 from asynctasq.drivers import sqs_format as wire
 from asynctasq.drivers.protocol import DeadLetterEntry, Outgoing
 from asynctasq.drivers.sqs_client import SQSConnection
-from asynctasq.drivers.sqs_receive import batch_failures, chunks
+from asynctasq.drivers.sqs_peek import delete, peek, unhide
+from asynctasq.drivers.sqs_receive import batch_failures
 
 logger = logging.getLogger("asynctasq.drivers.sqs")
-
-PEEK_SECONDS = 30
-"""Visibility timeout of dead letters while a listing, requeue or purge looks at them."""
 
 
 class DeadLetterQueues:
@@ -66,67 +61,6 @@ class DeadLetterQueues:
             return 0
         return sum(int(response.get("Attributes", {}).get(name, 0)) for name in names)
 
-    async def _peek(self, operation: str, url: str) -> list[dict[str, Any]]:
-        response = await self._conn.call(
-            operation,
-            "get_queue_attributes",
-            url,
-            missing_ok=True,
-            AttributeNames=["ApproximateNumberOfMessages"],
-        )
-        if response is None:
-            return []
-        expected = int(response.get("Attributes", {}).get("ApproximateNumberOfMessages", 0))
-        found: list[dict[str, Any]] = []
-        waited = False
-        while True:
-            messages = await self._receive(operation, url, 0)
-            if not messages:
-                if waited or len(found) >= expected:
-                    break
-                waited = True
-                messages = await self._receive(operation, url, 1)
-                if not messages:
-                    break
-            found += messages
-        found.sort(key=lambda m: int(m.get("Attributes", {}).get("SentTimestamp", 0)))
-        return found
-
-    async def _receive(self, operation: str, url: str, wait: int) -> list[dict[str, Any]]:
-        response = await self._conn.call(
-            operation,
-            "receive_message",
-            url,
-            MaxNumberOfMessages=wire.MAX_BATCH,
-            WaitTimeSeconds=wait,
-            VisibilityTimeout=PEEK_SECONDS,
-            MessageSystemAttributeNames=["SentTimestamp"],
-        )
-        messages: list[dict[str, Any]] = response.get("Messages", [])
-        return messages
-
-    async def _unhide(self, operation: str, url: str, messages: Sequence[dict[str, Any]]) -> None:
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-            for i, m in enumerate(messages)
-        ]
-        for part in chunks(entries):
-            await self._conn.call(
-                operation, "change_message_visibility_batch", url, Entries=list(part)
-            )
-
-    async def _delete(self, operation: str, url: str, messages: Sequence[dict[str, Any]]) -> int:
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-        ]
-        deleted = 0
-        for part in chunks(entries):
-            response = await self._conn.call(
-                operation, "delete_message_batch", url, Entries=list(part)
-            )
-            deleted += len(part) - len(batch_failures(response))
-        return deleted
-
     def _parsed(
         self, queue: str, messages: list[dict[str, Any]]
     ) -> list[tuple[dict[str, Any], DeadLetterEntry, int]]:
@@ -150,11 +84,11 @@ class DeadLetterQueues:
         if limit <= 0:
             return []
         url = self._conn.dead_url(queue)
-        messages = await self._peek("dead_letters", url)
+        messages = await peek(self._conn, "dead_letters", url)
         try:
             return [entry for _, entry, _ in self._parsed(queue, messages)][:limit]
         finally:
-            await self._unhide("dead_letters", url, messages)
+            await unhide(self._conn, "dead_letters", url, messages)
 
     async def requeue(
         self,
@@ -173,7 +107,7 @@ class DeadLetterQueues:
         """
         wanted = None if task_ids is None else set(task_ids)
         url = self._conn.dead_url(queue)
-        messages = await self._peek("requeue_dead", url)
+        messages = await peek(self._conn, "requeue_dead", url)
         moving: list[dict[str, Any]] = []
         sends: list[wire.Send] = []
         for message, entry, vt in self._parsed(queue, messages):
@@ -197,9 +131,11 @@ class DeadLetterQueues:
                 )
                 if batch_failures(response):
                     raise self._conn.error("requeue_dead", RuntimeError(str(response["Failed"])))
-            await self._delete("requeue_dead", url, moving)
+            await delete(self._conn, "requeue_dead", url, moving)
         finally:
-            await self._unhide("requeue_dead", url, [m for m in messages if id(m) not in moved_ids])
+            await unhide(
+                self._conn, "requeue_dead", url, [m for m in messages if id(m) not in moved_ids]
+            )
         return len(moving)
 
     async def purge(self, queue: str) -> int:
@@ -210,4 +146,6 @@ class DeadLetterQueues:
 
         """
         url = self._conn.dead_url(queue)
-        return await self._delete("purge_dead", url, await self._peek("purge_dead", url))
+        return await delete(
+            self._conn, "purge_dead", url, await peek(self._conn, "purge_dead", url)
+        )

@@ -126,10 +126,10 @@ def client(endpoint: str) -> Any:
 
 
 def delete_queues(endpoint: str, names: Sequence[str]) -> None:
-    """Delete the queues ``names`` and their dead-letter queues (missing ones are fine)."""
+    """Delete the queues ``names`` and their side queues (missing ones are fine)."""
     sqs = client(endpoint)
     for name in names:
-        for suffix in ("", "_dead"):
+        for suffix in ("", "_dead", "_completed"):
             with contextlib.suppress(sqs.exceptions.QueueDoesNotExist):
                 sqs.delete_queue(QueueUrl=f"{endpoint}/{ACCOUNT}/{name}{suffix}")
     sqs.close()

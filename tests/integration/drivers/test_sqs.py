@@ -1,4 +1,5 @@
-"""SQS-only behaviour on moto's server: long delays in hops (C11), queue creation, errors."""
+"""SQS-only behaviour on moto's server: long delays in hops (C11), queue creation, errors,
+and the monitoring stores SQS can hold (queue list, worker tags, completed-task queues)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,20 @@ import pytest
 
 from asynctasq.config.records import Config
 from asynctasq.drivers import build_driver
-from asynctasq.drivers.protocol import Outgoing, QueueSizes
+from asynctasq.drivers.protocol import (
+    CompletedTask,
+    DeadLetterEntry,
+    Outgoing,
+    QueueSizes,
+    WorkerInfo,
+)
 from asynctasq.drivers.sqs import SQSDriver
+from asynctasq.drivers.sqs_client import REGISTRY_QUEUE
 from asynctasq.errors import DriverError
 from tests.integration.sqs_server import (
+    ACCOUNT,
     SECRET,
+    client,
     delete_queues,
     moto_endpoint,
     sqs_config,
@@ -218,3 +228,106 @@ async def test_what_a_losing_poll_brings_is_released_without_counting_a_delivery
         await driver.ack(got)
     finally:
         delete_queues(endpoint, [first, second])
+
+
+@pytest.fixture
+def stem(endpoint: str) -> Iterator[str]:
+    """A queue-name prefix of its own (``<stem>-``), so side queues are this test's alone."""
+    found = f"p{uuid.uuid4().hex[:12]}"
+    yield found
+    delete_queues(endpoint, [f"{found}-{name}" for name in ("a", "b", "c", REGISTRY_QUEUE)])
+
+
+async def prefixed(endpoint: str, stem: str) -> SQSDriver:
+    return await opened(endpoint, queue_url_prefix=f"{endpoint}/{ACCOUNT}/{stem}-")
+
+
+def worker(worker_id: str) -> WorkerInfo:
+    return WorkerInfo(worker_id, "host-a", 42, ("a",), 4, "sqs", 1_700_000_000.5)
+
+
+async def test_queue_names_are_the_queues_under_the_prefix_with_side_queues_folded_in(
+    endpoint: str, stem: str, queue: str
+) -> None:
+    driver = await prefixed(endpoint, stem)
+    try:
+        await driver.enqueue(Outgoing("a", b"x"))
+        await driver.enqueue(Outgoing("b", b"y"))
+        [held] = await driver.dequeue(["b"], limit=1, wait_seconds=0)
+        await driver.dead_letter(held, DeadLetterEntry("b", b"y", "t", "n", "E", "m", 1, 1.0))
+        await driver.keep_completed([CompletedTask("c", "t", "n", 1, "w", 1.0, 2.0, 3.0, 4.0)])
+        await driver.record_heartbeat(worker("w-1"), ttl_seconds=30)
+        await driver.remove_worker("w-1")
+        outside = await opened(endpoint)  # the plain prefix: ``queue`` is not under ``stem-``
+        await outside.enqueue(Outgoing(queue, b"z"))
+        await outside.close()
+        assert await driver.queue_names() == ["a", "b", "c"]
+    finally:
+        await driver.close()
+
+
+async def test_side_queues_are_created_alone_and_completed_records_kept_an_hour(
+    endpoint: str, stem: str
+) -> None:
+    driver = await prefixed(endpoint, stem)
+    try:
+        await driver.keep_completed([CompletedTask("c", "t", "n", 1, "w", 1.0, 2.0, 3.0, 4.0)])
+        await driver.record_heartbeat(worker("w-1"), ttl_seconds=30)
+        await driver.remove_worker("w-1")
+    finally:
+        await driver.close()
+    sqs = client(endpoint)
+    try:
+        names = {
+            url.rpartition("/")[2]
+            for url in sqs.list_queues(QueueNamePrefix=f"{stem}-").get("QueueUrls", [])
+        }
+        url = f"{endpoint}/{ACCOUNT}/{stem}-c_completed"
+        retention = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+    finally:
+        sqs.close()
+    assert names == {f"{stem}-c_completed", f"{stem}-{REGISTRY_QUEUE}"}
+    assert retention["Attributes"]["MessageRetentionPeriod"] == "3600"
+
+
+async def test_workers_are_tags_of_the_registry_queue_and_other_tags_are_left_alone(
+    endpoint: str, stem: str
+) -> None:
+    driver = await prefixed(endpoint, stem)
+    registry = f"{endpoint}/{ACCOUNT}/{stem}-{REGISTRY_QUEUE}"
+    sqs = client(endpoint)
+    try:
+        await driver.record_heartbeat(worker("w-1"), ttl_seconds=30)
+        sqs.tag_queue(QueueUrl=registry, Tags={"team": "payments"})
+        await driver.record_heartbeat(worker("w-gone"), ttl_seconds=0.001)
+        time.sleep(0.01)  # noqa: ASYNC251 -- let w-gone's millisecond pass
+        assert [w.worker_id for w in await driver.live_workers()] == ["w-1"]
+        tags = sqs.list_queue_tags(QueueUrl=registry)["Tags"]
+        assert set(tags) == {"team", "worker:w-1"}  # the expired tag was removed
+        assert all(len(value) <= 256 for value in tags.values())
+        await driver.remove_worker("w-1")
+        assert sqs.list_queue_tags(QueueUrl=registry)["Tags"] == {"team": "payments"}
+        assert await driver.live_workers() == []
+    finally:
+        sqs.close()
+        await driver.close()
+
+
+async def test_listing_completed_tasks_deletes_the_records_past_the_limit(
+    driver: SQSDriver, queue: str, endpoint: str
+) -> None:
+    driver.completed_limit = 2
+    tasks = [CompletedTask(queue, f"t{n}", "n", 1, "w", 1.0, 2.0, 3.0, 4.0) for n in range(5)]
+    await driver.keep_completed(tasks[:3])
+    await driver.keep_completed(tasks[3:])
+    assert await driver.completed_count(queue) == 2  # 5 stored, 2 shown
+    assert [t.task_id for t in await driver.completed_tasks(queue)] == ["t4", "t3"]
+    sqs = client(endpoint)
+    try:
+        url = f"{endpoint}/{ACCOUNT}/{queue}_completed"
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+    finally:
+        sqs.close()
+    assert attributes["ApproximateNumberOfMessages"] == "2"
