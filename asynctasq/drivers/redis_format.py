@@ -31,12 +31,16 @@ import itertools
 import json
 import math
 import os
+import re
 from typing import Any
 
 import attrs
 import msgpack
 
 from asynctasq.drivers.protocol import CompletedTask, DeadLetterEntry, Delivery, WorkerInfo
+
+GRABS_KEY = "asynctasq:grabs"
+"""The grab registry: a sorted set of grab list keys scored by when they lapse (server ms)."""
 
 WORKERS_KEY = "asynctasq:workers"
 """The hash of live workers: worker id -> ``<heartbeat_ms>:<ttl_ms>:<JSON WorkerInfo>``."""
@@ -68,6 +72,16 @@ def dead_key(queue: str) -> str:
 def completed_key(queue: str) -> str:
     """Return the completed-task list key of ``queue``."""
     return f"queue:{queue}:completed"
+
+
+def grab_key(nonce: bytes, queue: str) -> str:
+    """Return the grab list of one driver instance (``nonce``) for ``queue``.
+
+    An idle worker's ``BLMOVE`` moves a ready element there, so it is this worker's alone
+    before the lease is written (:mod:`asynctasq.drivers.redis_wakeup`). The name is
+    outside ``queue:`` so the queue catalog never lists it.
+    """
+    return f"asynctasq:grab:{nonce.decode()}:{queue}"
 
 
 def queue_of(key: str) -> str | None:
@@ -163,6 +177,24 @@ def delivery(queue: str, member: bytes) -> Delivery:
     """Return the :class:`Delivery` for a leased element; the element itself is the receipt."""
     _, vt_ms, count, body = member.split(b":", 3)
     return Delivery(queue, body, member, int(count), int(vt_ms) / 1000)
+
+
+_HEADER = re.compile(rb"([^:]{1,64}):([0-9]{1,12}):([0-9]{1,12}):")
+
+
+def next_member(element: bytes, fresh_id: bytes) -> tuple[bytes, int]:
+    """Return the leased member for a ready ``element`` and its lease (ms), as CLAIM makes it.
+
+    The count in the header goes up by one; an element without a valid header (another
+    program's) gets ``fresh_id``, :data:`FOREIGN_LEASE_MS` and count 1, its whole bytes
+    being the body. Mirrors ``header``/``recount`` in :mod:`asynctasq.drivers.redis_scripts`.
+    """
+    found = _HEADER.match(element)
+    if found is None or int(found[2]) < 1:
+        return b"%s:%d:1:%s" % (fresh_id, FOREIGN_LEASE_MS, element), FOREIGN_LEASE_MS
+    ident, vt_ms, count = found.groups()
+    rest = element[found.end() :]
+    return b"%s:%s:%d:%s" % (ident, vt_ms, int(count) + 1, rest), int(vt_ms)
 
 
 def lease_ms(member: bytes) -> int:

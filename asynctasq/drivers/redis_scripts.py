@@ -193,12 +193,16 @@ return n
 MAINTAIN = (
     _PRELUDE
     + """
--- KEYS[1] ready list, KEYS[2] processing set, KEYS[3] delayed set; ARGV[1] batch size.
--- Due delayed messages join the producing end (FIFO by due time); expired leases return
--- to the consuming end, earliest deadline served first. Members move as they are (a
--- foreign one gets its header when claimed). Returns {promoted, recovered, the earliest
--- due time left in the delayed set (ms, as text) or nil, now (ms, as text)}.
-local bad = wrong_type({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'zset'})
+-- KEYS[1] ready list, KEYS[2] processing set, KEYS[3] delayed set, KEYS[4] grab registry;
+-- ARGV[1] batch size.
+-- Due delayed messages join the producing end (FIFO by due time); expired leases
+-- return to the consuming end, earliest deadline served first. Members move as they are (a
+-- foreign one gets its header when claimed). Grab lists whose registration expired (their
+-- worker died between BLMOVE and ADOPT) go back to the consuming end of their queue with
+-- their count raised: the attempt may have started. Returns {promoted, recovered (leases
+-- and grabbed), the earliest due time left in the delayed set (ms, as text) or nil, now
+-- (ms, as text)}.
+local bad = wrong_type({KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'zset', KEYS[4], 'zset'})
 if bad then return bad end
 local now = fmt(now_floor())
 local limit = tonumber(ARGV[1])
@@ -214,8 +218,85 @@ if #expired > 0 then
   for i = #expired, 1, -1 do back[#back + 1] = expired[i] end
   redis.call('RPUSH', KEYS[1], unpack(back))
 end
+local recovered = #expired
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, limit)
+for _, grab in ipairs(lapsed) do
+  local q = string.match(grab, '^asynctasq:grab:[^:]+:(.+)$')
+  local ready = q and ('queue:' .. q)
+  local kind = ready and redis.call('TYPE', ready)['ok']
+  if kind ~= 'list' and kind ~= 'none' then
+    ready = nil  -- another program's key: leave the grab list where it is
+  end
+  if ready and redis.call('TYPE', grab)['ok'] == 'list' then
+    -- newest grabbed first; the oldest must end at the consuming (right) end
+    local items = redis.call('LRANGE', grab, 0, -1)
+    for _, e in ipairs(items) do
+      if header(e) then e = recount(e, 1) end
+      redis.call('RPUSH', ready, e)
+    end
+    recovered = recovered + #items
+    redis.call('DEL', grab)
+  end
+  redis.call('ZREM', KEYS[4], grab)
+end
 local next_due = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-return {#due, #expired, next_due[2] or false, now}
+return {#due, recovered, next_due[2] or false, now}
+"""
+)
+
+GRAB_REGISTER = """
+-- KEYS[1] grab registry; ARGV[1] grab list key, ARGV[2] ms it stays registered.
+-- Scored by the server clock, like every other deadline.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], string.format('%.0f', now + tonumber(ARGV[2])), ARGV[1])
+return 1
+"""
+
+ADOPT = (
+    _PRELUDE
+    + """
+-- KEYS[1] grab list, KEYS[2] processing set; ARGV: element, member, vt_ms, ... (triples).
+-- Each element still in the grab list leaves it and is leased as member (its count already
+-- raised by the client, as CLAIM would). Returns how many were adopted; one that is gone was
+-- recovered by MAINTAIN after its registration lapsed (its lease is lost).
+local bad = wrong_type({KEYS[1], 'list', KEYS[2], 'zset'})
+if bad then return bad end
+local now = now_floor()
+local n = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
+    redis.call('ZADD', KEYS[2], fmt(now + tonumber(ARGV[i + 2])), ARGV[i + 1])
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+UNGRAB = (
+    _PRELUDE
+    + """
+-- KEYS[1] grab list, KEYS[2] ready list, KEYS[3] grab registry; ARGV: elements to put back,
+-- or none for all of them (then the list is unregistered too). They return unchanged to
+-- the consuming end, the oldest grabbed served first. Returns how many moved.
+local bad = wrong_type({KEYS[1], 'list', KEYS[2], 'list'})
+if bad then return bad end
+local n = 0
+if #ARGV == 0 then
+  local items = redis.call('LRANGE', KEYS[1], 0, -1)
+  for _, e in ipairs(items) do redis.call('RPUSH', KEYS[2], e) end
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[3], KEYS[1])
+  return #items
+end
+for i = 1, #ARGV do
+  if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    n = n + 1
+  end
+end
+return n
 """
 )
 

@@ -1,57 +1,109 @@
-"""Waiting, without polling, until one of several Redis lists has an element.
+"""Waiting, without polling, for the next ready element, and taking it in the same command.
 
-``BLMOVE key key RIGHT RIGHT timeout`` on the list itself blocks until the list is not empty
-and then moves its oldest element from the right end back to the right end: a no-op that
-removes nothing, so the waiter only learns "something is ready" and the claim script does
-the actual (atomic) taking. Redis wakes every client blocked on the key, so idle workers all
-try to claim and the fastest wins.
+An idle worker blocks in ``BLMOVE queue:{name} <grab list> RIGHT LEFT`` on each queue it
+serves. When a message is pushed, Redis moves the oldest element into this worker's own
+grab list (:func:`~asynctasq.drivers.redis_format.grab_key`) and returns it in the same
+reply: the element is then this worker's alone, so the task can start at once while the
+lease is written in the background (``ADOPT``: grab list -> processing set). That saves
+the claim round trip on the latency path of an idle worker.
 
-One blocking command watches one key, so several queues are watched by concurrent commands,
-each on its own connection from a small pool separate from the driver's main pool (a
-blocked connection must not starve acks). A pending wait is reused by the next ``wait``
-call instead of being cancelled (cancelling a command mid-reply closes its connection).
+Crash safety: before each ``BLMOVE`` the grab list is registered in
+:data:`~asynctasq.drivers.redis_format.GRABS_KEY` until server time + the block time +
+:data:`GRAB_MARGIN_SECONDS` (same pipeline, no extra round trip). If the worker dies
+between the move and the adoption, the registration lapses and any worker's ``MAINTAIN``
+puts the element back at the front of its queue with its delivery count raised (the
+attempt may have started, so a message that kills its worker still reaches the
+dead-letter store).
 
-Source: Redis docs, "LMOVE": "If source and destination are the same, the operation is
-equivalent to removing the first/last element from the list and pushing it as first/last
-element of the list, so it can be considered as a list rotation command (or a no-op if
-wherefrom is the same as whereto)"; "BLMOVE": blocks while the source is empty.
+An element that arrives while nobody waits (the wait ended for another queue, or timed
+out on the client first) is put back at the front at once (``UNGRAB``), unchanged.
+A pending wait is reused by the next ``wait`` call instead of being cancelled (cancelling
+a command mid-reply closes its connection). One blocking command watches one key, so
+several queues are watched by concurrent commands, each on its own connection from a pool
+separate from the driver's main pool (a blocked connection must not starve acks).
+
+Source: Redis docs, "BLMOVE": blocks while the source is empty, then moves and returns
+its element atomically.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
 
+from asynctasq.drivers import redis_format as form
+from asynctasq.drivers import redis_scripts as lua
+
+logger = logging.getLogger(__name__)
+
 _MIN_BLOCK_SECONDS = 0.01
+
+GRAB_MARGIN_SECONDS = 30.0
+"""How long a grab list stays registered after its ``BLMOVE`` could have returned.
+
+The element must be adopted (or put back) within this time, or ``MAINTAIN`` recovers it."""
+
+Landed = tuple[str, bytes]
+"""A grabbed element: (the ready list key it came from, the element)."""
 
 
 class ReadyWatch:
-    """Waits for any of several ready lists to become non-empty.
+    """Waits for any of several ready lists to hold an element, and takes one from each.
 
     Args:
         client: a client whose pool is used only for blocking waits, with no socket timeout
             (or one longer than any wait).
+        main: the driver's main client (puts unused elements back).
+        grab_key: ready list key -> this driver's grab list key for it.
 
     """
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, main: Redis, grab_key: Callable[[str], str]) -> None:
         self._client = client
-        self._pending: dict[str, asyncio.Task[bool]] = {}
+        self._grab_key = grab_key
+        self._register = client.register_script(lua.GRAB_REGISTER)
+        self._ungrab = main.register_script(lua.UNGRAB)
+        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._landed: list[Landed] = []
+        self._waiters = 0
+        self._signal: asyncio.Future[None] | None = None
+        self._returns: set[asyncio.Task[None]] = set()
+        self._error: BaseException | None = None
+        self.grabbed_keys: set[str] = set()
+        """Every grab list this watch has registered (for the driver's ``close``)."""
 
-    async def _block(self, key: str, seconds: float) -> bool:
-        # redis-py types the timeout as int; Redis >= 6 takes fractional seconds.
-        moved = await self._client.blmove(key, key, seconds, "RIGHT", "RIGHT")  # type: ignore[arg-type]
-        return moved is not None
+    async def _block(self, key: str, seconds: float) -> None:
+        grab = self._grab_key(key)
+        self.grabbed_keys.add(grab)
+        hold_ms = form.to_ms(seconds + GRAB_MARGIN_SECONDS)
+        async with self._client.pipeline(transaction=False) as pipe:
+            await self._register([form.GRABS_KEY], [grab, hold_ms], client=pipe)
+            # redis-py types the timeout as int; Redis >= 6 takes fractional seconds.
+            pipe.blmove(key, grab, seconds, "RIGHT", "LEFT")  # type: ignore[arg-type]
+            _, moved = await pipe.execute()
+        if moved is None:
+            return
+        if self._waiters:
+            self._landed.append((key, moved))
+            self._wake()
+        else:
+            self.put_back([(key, moved)])
 
-    def _forget(self, key: str, task: asyncio.Task[bool]) -> None:
+    def _wake(self) -> None:
+        if self._signal is not None and not self._signal.done():
+            self._signal.set_result(None)
+
+    def _forget(self, key: str, task: asyncio.Task[None]) -> None:
         if self._pending.get(key) is task:
             del self._pending[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here; ``wait`` re-raises it when it awaits the task
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._error = error  # the next ``wait`` raises it
+        self._wake()  # a waiter blocks again (this command may have timed out empty)
 
-    def _watch(self, key: str, seconds: float) -> asyncio.Task[bool]:
+    def _watch(self, key: str, seconds: float) -> asyncio.Task[None]:
         task = self._pending.get(key)
         if task is None or task.done():
             task = asyncio.create_task(self._block(key, max(seconds, _MIN_BLOCK_SECONDS)))
@@ -59,30 +111,70 @@ class ReadyWatch:
             self._pending[key] = task
         return task
 
-    async def wait(self, keys: Sequence[str], seconds: float) -> bool:
-        """Return ``True`` once any list in ``keys`` has an element, ``False`` after ``seconds``.
+    def put_back(self, landed: Sequence[Landed]) -> None:
+        """Return grabbed elements to the front of their queues, unchanged (in the background).
+
+        A failure is logged; the registration then lapses and ``MAINTAIN`` recovers them.
+        """
+        for key, element in landed:
+            task = asyncio.get_running_loop().create_task(self._put_back(key, element))
+            self._returns.add(task)
+            task.add_done_callback(self._returns.discard)
+
+    async def _put_back(self, key: str, element: bytes) -> None:
+        try:
+            await self._ungrab([self._grab_key(key), key, form.GRABS_KEY], [element])
+        except Exception as exc:  # MAINTAIN recovers it once the registration lapses
+            logger.warning("could not put a grabbed element back on %s: %s", key, exc)
+
+    async def wait(self, keys: Sequence[str], seconds: float) -> list[Landed]:
+        """Block up to ``seconds`` until elements are grabbed from any list in ``keys``.
+
+        Returns:
+            The grabbed elements (at most one per key, usually one), each already out of
+            its ready list and in this driver's grab list; ``[]`` after ``seconds``.
 
         Raises:
-            redis.RedisError: a blocking command failed (the caller translates it).
+            redis.RedisError: a blocking command failed (the caller translates it); anything
+                grabbed meanwhile is put back.
 
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        while (remaining := deadline - loop.time()) > 0:
-            watches = [self._watch(key, remaining) for key in keys]
-            done, _ = await asyncio.wait(
-                watches, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
-            if not done:
-                return False
-            if any(task.result() for task in done):
-                return True
-        return False
+        wanted = set(keys)
+        self._waiters += 1
+        failed = True
+        try:
+            while not self._landed and (remaining := deadline - loop.time()) > 0:
+                self._raise_error()
+                for key in keys:
+                    self._watch(key, remaining)
+                self._signal = loop.create_future()
+                done, _ = await asyncio.wait({self._signal}, timeout=remaining)
+                if not done:
+                    self._signal.cancel()
+            failed = False
+        finally:
+            self._waiters -= 1
+            landed, self._landed = self._landed, []
+            if failed:
+                self.put_back(landed)
+        self.put_back([item for item in landed if item[0] not in wanted])
+        return [item for item in landed if item[0] in wanted]
+
+    def _raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
     async def close(self) -> None:
-        """Cancel every pending wait and wait for the cancellations to finish."""
+        """Cancel every pending wait and finish the put-backs in flight."""
         pending = list(self._pending.values())
         self._pending.clear()
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if self._landed:
+            self.put_back(self._landed)
+            self._landed = []
+        await asyncio.gather(*list(self._returns), return_exceptions=True)
