@@ -125,6 +125,7 @@ class Handle:
         self._services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Services] = (
             weakref.WeakKeyDictionary()
         )
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], _Services] | None = None
         self._in_active_block = False  # made current by a configured() block not yet ended
 
     def __repr__(self) -> str:
@@ -132,11 +133,15 @@ class Handle:
 
     def _for_running_loop(self) -> _Services:
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0]() is loop:  # the common case: one loop, every call
+            return last[1]
         for other in [k for k in self._services if k.is_closed()]:
             del self._services[other]
         found = self._services.get(loop)
         if found is None:
             found = self._services[loop] = _Services()
+        self._last = (weakref.ref(loop), found)
         return found
 
     async def driver(self, name: str | None = None) -> Driver:
