@@ -142,7 +142,11 @@ class PostgresConfig:
         url=True,
         required_for="postgres",
     )
-    queue_table: str = setting(default="task_queue", help="Queue table name.", rules=(sql_name(),))
+    queue_table: str = setting(
+        default="task_queue",
+        help="Queue table name (its worker and completed-task tables add _workers and _completed).",
+        rules=(sql_name(),),
+    )
     dead_letter_table: str = setting(
         default="dead_letter_queue", help="Dead-letter table name.", rules=(sql_name(),)
     )
@@ -170,7 +174,11 @@ class MySQLConfig:
         url=True,
         rules=(non_empty(),),
     )
-    queue_table: str = setting(default="task_queue", help="Queue table name.", rules=(sql_name(),))
+    queue_table: str = setting(
+        default="task_queue",
+        help="Queue table name (its worker and completed-task tables add _workers and _completed).",
+        rules=(sql_name(),),
+    )
     dead_letter_table: str = setting(
         default="dead_letter_queue", help="Dead-letter table name.", rules=(sql_name(),)
     )
@@ -200,7 +208,11 @@ class SQLiteConfig:
         help="SQLite database file; a relative path is taken from the current directory.",
         rules=(non_empty(),),
     )
-    queue_table: str = setting(default="task_queue", help="Queue table name.", rules=(sql_name(),))
+    queue_table: str = setting(
+        default="task_queue",
+        help="Queue table name (its worker and completed-task tables add _workers and _completed).",
+        rules=(sql_name(),),
+    )
     dead_letter_table: str = setting(
         default="dead_letter_queue", help="Dead-letter table name.", rules=(sql_name(),)
     )
@@ -315,7 +327,7 @@ class RepositoryConfig:
 
     keep_completed_tasks: bool = setting(
         default=False,
-        help="Keep completed tasks for history/audit (not applicable to SQS).",
+        help="Keep completed tasks for history/audit (SQS: the last hour, best effort).",
         context="worker",
     )
 
