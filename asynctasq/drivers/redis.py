@@ -50,8 +50,8 @@ from asynctasq.config.records import Config, RedisConfig
 from asynctasq.drivers import redis_format as form
 from asynctasq.drivers import redis_scripts as lua
 from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
+from asynctasq.drivers.redis_grab import Grabs
 from asynctasq.drivers.redis_inspect import DEFAULT_COMPLETED_LIMIT, RedisInspection
-from asynctasq.drivers.redis_wakeup import GRAB_MARGIN_SECONDS, ReadyWatch
 from asynctasq.errors import DriverError, MessageTooLargeError
 
 logger = logging.getLogger(__name__)
@@ -136,11 +136,7 @@ class RedisDriver(RedisInspection):
         self._client = Redis(connection_pool=self._pool)
         self._watch_pool = ConnectionPool.from_url(config.url, socket_timeout=None, **common)
         self._ids = form.ElementIds()
-        self._grab_nonce = self._ids.nonce()
-        self._watch = ReadyWatch(
-            Redis(connection_pool=self._watch_pool), self._client, self._grab_key
-        )
-        self._adoptions: set[asyncio.Task[None]] = set()
+        self._grabs = Grabs(Redis(connection_pool=self._watch_pool), self._client, self._ids)
         script = self._client.register_script
         self._enqueue_delayed = script(lua.ENQUEUE_DELAYED)
         self._claim = script(lua.CLAIM)
@@ -149,8 +145,6 @@ class RedisDriver(RedisInspection):
         self._release = script(lua.RELEASE)
         self._extend = script(lua.EXTEND)
         self._maintain = script(lua.MAINTAIN)
-        self._adopt = script(lua.ADOPT)
-        self._ungrab = script(lua.UNGRAB)
         self._register_inspection_scripts()
         self._opened = False
 
@@ -195,76 +189,10 @@ class RedisDriver(RedisInspection):
     async def close(self) -> None:
         """Stop pending waits and close every connection (idempotent)."""
         self._opened = False
-        await self._watch.close()
-        await self._adopted()
-        await self._return_grabbed()
+        await self._grabs.close()
         await self._client.aclose()
         await self._pool.disconnect()
         await self._watch_pool.disconnect()
-
-    def _grab_key(self, ready_key: str) -> str:
-        return form.grab_key(self._grab_nonce, ready_key[len("queue:") :])
-
-    async def _return_grabbed(self) -> None:
-        """Put back whatever is left in this driver's grab lists and unregister them."""
-        for grab in self._watch.grabbed_keys:
-            ready = form.ready_key(grab.split(":", 3)[3])
-            try:
-                await self._ungrab([grab, ready, form.GRABS_KEY], [])
-            except _FAILURES as exc:  # MAINTAIN recovers them once the registration lapses
-                logger.warning("could not put grabbed elements back on %s: %s", ready, exc)
-
-    def _take_grabbed(
-        self, queues: Sequence[str], landed: list[tuple[str, bytes]], limit: int
-    ) -> list[Delivery]:
-        """Turn grabbed elements into deliveries now; write their leases in the background."""
-        keep, extra = landed[:limit], landed[limit:]
-        self._watch.put_back(extra)
-        by_key = {form.ready_key(queue): queue for queue in queues}
-        deliveries: list[Delivery] = []
-        adopt: dict[str, list[bytes | int]] = {}
-        nonce = self._ids.nonce()
-        for number, (key, element) in enumerate(keep):
-            member, vt_ms = form.next_member(element, b"%sg%d" % (nonce, number + 1))
-            deliveries.append(form.delivery(by_key[key], member))
-            adopt.setdefault(key, []).extend([element, member, vt_ms])
-        for key, args in adopt.items():
-            task = asyncio.get_running_loop().create_task(self._adopt_grabbed(key, args))
-            self._adoptions.add(task)
-            task.add_done_callback(self._adoptions.discard)
-        return deliveries
-
-    async def _adopt_grabbed(self, key: str, args: list[bytes | int]) -> None:
-        """Lease grabbed elements (grab list -> processing set), retrying while it may help."""
-        await asyncio.sleep(0)  # the element is already ours: let its task start first
-        queue = key[len("queue:") :]
-        keys = [self._grab_key(key), form.processing_key(queue)]
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + GRAB_MARGIN_SECONDS
-        pause = 0.05
-        while True:
-            try:
-                adopted = await self._adopt(keys, args)
-            except _FAILURES as exc:
-                if loop.time() + pause >= give_up:
-                    logger.warning("could not lease a grabbed message on %r: %s", queue, exc)
-                    return
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
-                continue
-            if adopted < len(args) // 3:
-                logger.warning(
-                    "%d grabbed messages on queue %r were recovered before their lease was "
-                    "written; they may run twice",
-                    len(args) // 3 - adopted,
-                    queue,
-                )
-            return
-
-    async def _adopted(self) -> None:
-        """Wait until the leases of grabbed deliveries are written (normally already)."""
-        if self._adoptions:
-            await asyncio.gather(*list(self._adoptions), return_exceptions=True)
 
     def _element(self, message: Outgoing) -> bytes:
         limit = self.max_message_bytes
@@ -356,10 +284,9 @@ class RedisDriver(RedisInspection):
         try:
             claimed = await self._claim_ready(queues, keys, limit)
             while not claimed and (remaining := deadline - loop.time()) > 0:
-                landed = await self._watch.wait(keys[0::2], remaining)
-                if not landed:
+                claimed = await self._grabs.wait(queues, keys[0::2], limit, remaining)
+                if not claimed:
                     break
-                claimed = self._take_grabbed(queues, landed, limit)
         except _FAILURES as exc:
             raise self._error("dequeue", exc) from exc
         return claimed
@@ -372,7 +299,7 @@ class RedisDriver(RedisInspection):
 
         """
         groups = _group(deliveries)
-        await self._adopted()
+        await self._grabs.settled()
         try:
             if len(groups) == 1:
                 [(queue, members)] = groups.items()
@@ -395,7 +322,7 @@ class RedisDriver(RedisInspection):
             DriverError: Redis failed.
 
         """
-        await self._adopted()
+        await self._grabs.settled()
         try:
             for queue, members in _group(deliveries).items():
                 keys = [form.processing_key(queue), form.ready_key(queue)]
@@ -421,7 +348,7 @@ class RedisDriver(RedisInspection):
             form.ready_key(message.queue),
             form.delayed_key(message.queue),
         ]
-        await self._adopted()
+        await self._grabs.settled()
         try:
             stored = await self._retry(keys, [delivery.receipt, delay_ms, element])
         except _FAILURES as exc:
@@ -438,7 +365,7 @@ class RedisDriver(RedisInspection):
         """
         blob = form.pack_dead(entry, form.lease_ms(delivery.receipt))
         keys = [form.processing_key(delivery.queue), form.dead_key(delivery.queue)]
-        await self._adopted()
+        await self._grabs.settled()
         try:
             stored = await self._dead_letter(keys, [delivery.receipt, blob])
         except _FAILURES as exc:

@@ -152,9 +152,9 @@ async def test_grabbed_beyond_the_limit_go_back_and_the_rest_are_leased(
         element = driver._ids.element(body, 30)
         await raw.lpush(f"queue:{queue}", element)
         ready = form.ready_key(queue)
-        await raw.lmove(ready, driver._grab_key(ready), "RIGHT", "LEFT")
+        await raw.lmove(ready, driver._grabs.key(ready), "RIGHT", "LEFT")
         landed.append((ready, element))
-    [delivery] = driver._take_grabbed([first, second], landed, 1)
+    [delivery] = driver._grabs.take([first, second], landed, 1)
     assert (delivery.queue, delivery.body, delivery.delivery_count) == (first, b"one", 1)
     await driver.ack([delivery])
     await until(lambda: _llen_is(raw, f"queue:{second}", 1))
@@ -198,7 +198,7 @@ async def test_close_puts_back_what_is_left_in_the_grab_lists(
     await driver.open()
     assert await driver.dequeue([queue], limit=1, wait_seconds=0.05) == []  # registers
     ready = form.ready_key(queue)
-    grab = driver._grab_key(ready)
+    grab = driver._grabs.key(ready)
     await raw.lpush(grab, b"id9:5000:1:stranded")
     await driver.close()
     assert await raw.lrange(ready, 0, -1) == [b"id9:5000:1:stranded"]
