@@ -61,7 +61,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 def target(driver: str, group: Any) -> str:
     """Return where the driver's tables live, password masked (a DSN, or a file path)."""
     where = group.path if driver == "sqlite" else mask_url(group.dsn or "")
-    return f"{where} (tables {group.queue_table}, {group.dead_letter_table})"
+    return f"{where} (queue table {group.queue_table}, dead-letter table {group.dead_letter_table})"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -327,7 +327,10 @@ class RepositoryConfig:
 
     keep_completed_tasks: bool = setting(
         default=False,
-        help="Keep completed tasks for history/audit (SQS: the last hour, best effort).",
+        help=(
+            "Keep completed tasks for history/audit (not applicable for SQS: there, best "
+            "effort, the last hour only)."
+        ),
         context="worker",
     )
 

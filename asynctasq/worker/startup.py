@@ -6,7 +6,8 @@ Neither connects anywhere; both only log or raise.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 from asynctasq.drivers.protocol import Driver
 from asynctasq.errors import ConfigError
@@ -68,6 +69,16 @@ def connections_needed(concurrency: int, *, leases_on_loop: bool) -> int:
     return concurrency + INTERNAL_CONNECTIONS + (1 if leases_on_loop else 0)
 
 
+POOL_SETTINGS: Mapping[str, str] = MappingProxyType(
+    {
+        "redis": "ASYNCTASQ_REDIS_MAX_CONNECTIONS (redis.max_connections)",
+        "postgres": "ASYNCTASQ_POSTGRES_MAX_POOL_SIZE (postgres.max_pool_size)",
+        "mysql": "ASYNCTASQ_MYSQL_MAX_POOL_SIZE (mysql.max_pool_size)",
+    }
+)
+"""The setting that sizes each pooled driver's connection pool, for the warning."""
+
+
 def check_pool_size(driver: Driver, concurrency: int, *, leases_on_loop: bool) -> None:
     """Log a WARNING when ``driver``'s connection pool is smaller than the worker may need.
 
@@ -86,11 +97,12 @@ def check_pool_size(driver: Driver, concurrency: int, *, leases_on_loop: bool) -
     logger.warning(
         "the %s driver's connection pool holds %d connections but this worker may use %d at "
         "once (concurrency %d + %d for its own loops); calls will wait for a free connection. "
-        "Raise the pool size (e.g. ASYNCTASQ_REDIS_MAX_CONNECTIONS for redis) or lower the "
-        "concurrency",
+        "Raise %s to at least %d or lower the concurrency",
         driver.name,
         pool_size,
         needed,
         concurrency,
         needed - concurrency,
+        POOL_SETTINGS.get(driver.name, "the driver's pool size"),
+        needed,
     )

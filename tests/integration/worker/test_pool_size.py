@@ -36,6 +36,7 @@ async def test_a_small_redis_pool_is_warned_about_and_every_task_still_runs(
                 handle_signals=False,
             )
     assert "redis driver's connection pool holds 2 connections" in caplog.text
+    assert "Raise ASYNCTASQ_REDIS_MAX_CONNECTIONS (redis.max_connections) to" in caplog.text
     assert "may use 11 at once" in caplog.text
     assert sorted(ran) == list(range(40))
     assert (stats.succeeded, stats.dead_lettered) == (40, 0)

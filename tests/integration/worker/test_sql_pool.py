@@ -61,6 +61,7 @@ async def test_a_small_sql_pool_is_warned_about_and_every_task_still_runs(
                     handle_signals=False,
                 )
     assert f"{name} driver's connection pool holds 2 connections" in caplog.text
+    assert f"ASYNCTASQ_{name.upper()}_MAX_POOL_SIZE" in caplog.text
     assert sorted(ran) == list(range(TOTAL))
     assert (stats.succeeded, stats.dead_lettered) == (TOTAL, 0)
     assert peak[0] <= 2

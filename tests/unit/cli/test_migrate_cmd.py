@@ -28,7 +28,7 @@ def test_sqlite_tables_are_created_once_and_then_found(cli: Cli, tmp_path: Path)
     first = cli("migrate", "--driver", "sqlite", "--sqlite-path", str(path))
     assert first.code == 0, first.err
     assert first.out.splitlines() == [
-        f"sqlite: migrating {path} (tables task_queue, dead_letter_queue)",
+        f"sqlite: migrating {path} (queue table task_queue, dead-letter table dead_letter_queue)",
         "sqlite: created table task_queue",
         "sqlite: created index task_queue_ready",
         "sqlite: created index task_queue_leased",
