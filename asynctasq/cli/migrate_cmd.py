@@ -9,8 +9,10 @@ Idempotent: it creates what is missing (tables, indexes, PostgreSQL's notify tri
 says for each object whether it created it or found it, and is safe to run while workers
 run (a lock keeps two migrations apart). The driver and its settings come from the flags,
 the environment and ``.env`` like everywhere else; a driver that has no tables (redis,
-rabbitmq, sqs, memory) is a usage error (exit 2), as is a bad setting; a database that
-cannot be reached is exit 1.
+rabbitmq, sqs, memory) is a usage error (exit 2), as is a bad setting (e.g. the same table
+for queue and dead letters, or SQLite's ``:memory:``); a database that cannot be reached or
+refuses a statement (a schema that does not exist, a missing privilege, a SQLite file that
+cannot be created) is exit 1, with the database's first error.
 
 Source: SPEC §5, §7 (``migrate --driver postgres|mysql|sqlite``, idempotent).
 """

@@ -189,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
             in the modules (a worker would dead-letter every message).
         ConfigError: a bad configuration flag, variable or ``.env`` line, or two tasks of
             the imported modules share a name.
-        DriverError: the broker cannot be reached.
+        DriverError: the broker cannot be reached, or is not ready (an SQL driver's tables
+            are missing or out of date): exit code 1.
     """
     concurrency = positive_int("--concurrency", args.concurrency)
     max_tasks = None if args.max_tasks is None else positive_int("--max-tasks", args.max_tasks)

@@ -59,6 +59,27 @@ SQL_NAME_MAX = 48
 """Longest table name accepted: room for the suffixes of the tables and indexes named after
 it (``_completed_q``, 12 characters) within PostgreSQL's 63 bytes."""
 
+
+def file_path() -> Rule:
+    """Return a rule accepting a database file path, not SQLite's ``:memory:``.
+
+    An in-memory database lives in one connection: a worker and the process dispatching to
+    it would each have their own, so no task would ever reach the worker.
+    """
+    return Rule(
+        lambda v: str(v).strip() != ":memory:",
+        "must be a file path: ':memory:' is private to one connection, so a worker and a "
+        "dispatcher could never share it (use a file; in tests, the memory driver)",
+    )
+
+
+QUEUE_TABLE_SUFFIXES = ("", "_workers", "_completed", "_ready", "_leased", "_completed_q")
+"""What the SQL drivers append to the queue table's name for the tables and indexes they
+create with it (the table itself, its worker and completed-task tables, its indexes)."""
+
+DEAD_LETTER_TABLE_SUFFIXES = ("", "_queue")
+"""Likewise for the dead-letter table (the table and its index)."""
+
 _SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from asynctasq.config.fields import (
     at_least,
     between,
+    file_path,
     non_empty,
     positive,
     record,
@@ -206,7 +207,7 @@ class SQLiteConfig:
     path: str = setting(
         default="asynctasq.sqlite3",
         help="SQLite database file; a relative path is taken from the current directory.",
-        rules=(non_empty(),),
+        rules=(non_empty(), file_path()),
     )
     queue_table: str = setting(
         default="task_queue",

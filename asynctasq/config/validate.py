@@ -4,6 +4,9 @@ Per-field rules come from each field's :class:`~asynctasq.config.fields.FieldMet
 (``choices`` and ``rules``); the rules that involve more than one field are here:
 
 - ``min_pool_size`` <= ``max_pool_size`` (postgres, mysql);
+- ``queue_table`` and ``dead_letter_table`` name different tables, and no table or index
+  made for one has the name of one made for the other (postgres, mysql, sqlite; see
+  :func:`table_clash`);
 - URL/DSN settings must have an accepted scheme and parse into user, password, host and
   port (FIELD-CASES C29), and a Redis URL's database must be well-formed and agree with an
   explicitly set ``redis.db`` (FIELD-CASES C31; the rule is documented on ``RedisConfig``).
@@ -23,12 +26,15 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
+from asynctasq.config.fields import DEAD_LETTER_TABLE_SUFFIXES, QUEUE_TABLE_SUFFIXES
 from asynctasq.config.leaves import Leaf, leaves, show
 from asynctasq.config.records import Config
 from asynctasq.config.urls import SCHEMES, redis_url_db, safe_mask, url_problem
 from asynctasq.errors import ConfigError, ConfigProblem
 
 POOLS = ("postgres", "mysql")
+
+SQL_GROUPS = ("postgres", "mysql", "sqlite")
 
 
 def value_at(config: Config, path: str) -> Any:
@@ -90,6 +96,46 @@ def _pool_problems(
             high_source = provenance.get(f"{group}.max_pool_size", "default")
             rule = f"must not exceed {group}.max_pool_size ({high}, from {high_source})"
             yield _problem(leaves()[f"{group}.min_pool_size"], low, provenance, rule)
+
+
+def table_clash(queue_table: str, dead_letter_table: str) -> str | None:
+    """Return a name both tables would create, or ``None`` when they are apart.
+
+    Each table brings objects named after it (:data:`QUEUE_TABLE_SUFFIXES`,
+    :data:`DEAD_LETTER_TABLE_SUFFIXES`): ``jobs`` makes ``jobs_workers``, ``jobs_ready``...
+    Names are compared as written, schema included, ignoring case (SQLite ignores it, and
+    MySQL does on some systems). Returns the name as the queue table derives it, e.g.
+    ``"jobs"`` or ``"jobs_workers"``.
+    """
+    made = {(queue_table + suffix).lower(): queue_table + suffix for suffix in QUEUE_TABLE_SUFFIXES}
+    for suffix in DEAD_LETTER_TABLE_SUFFIXES:
+        found = made.get((dead_letter_table + suffix).lower())
+        if found is not None:
+            return found
+    return None
+
+
+def _table_problems(
+    config: Config, provenance: Mapping[str, str], skip: Collection[str]
+) -> Iterator[ConfigProblem]:
+    for group in SQL_GROUPS:
+        queue_path, dead_path = f"{group}.queue_table", f"{group}.dead_letter_table"
+        if {queue_path, dead_path} & set(skip):
+            continue
+        queue, dead = value_at(config, queue_path), value_at(config, dead_path)
+        clash = table_clash(queue, dead)
+        if clash is None:
+            continue
+        where = f"{queue_path} ({queue!r}, from {provenance.get(queue_path, 'default')})"
+        if clash.lower() == queue.lower() == dead.lower():
+            rule = f"must differ from {where}: dead letters need a table of their own"
+        else:
+            rule = (
+                f"clashes with {where}: both would create {clash!r} (the queue table's "
+                "companions add _workers, _completed, _ready, _leased, _completed_q; "
+                "the dead-letter table's index adds _queue)"
+            )
+        yield _problem(leaves()[dead_path], dead, provenance, rule)
 
 
 def required_problems(
@@ -191,4 +237,5 @@ def cross_problems(
 
     """
     yield from _pool_problems(config, provenance, skip)
+    yield from _table_problems(config, provenance, skip)
     yield from (p for p in _url_problems(config, provenance) if p.path not in skip)

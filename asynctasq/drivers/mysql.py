@@ -34,7 +34,14 @@ from asynctasq.config.mask import scrub
 from asynctasq.config.records import Config, MySQLConfig
 from asynctasq.drivers.queries import Query, load
 from asynctasq.drivers.sql import SQLDriver
-from asynctasq.drivers.sql_connector import Params, Row, Session, identifiers, migrate_hint
+from asynctasq.drivers.sql_connector import (
+    Params,
+    Row,
+    Session,
+    identifiers,
+    labels,
+    migrate_hint,
+)
 from asynctasq.drivers.sql_wakeup import Wakeup
 from asynctasq.errors import ConfigError, DriverError
 
@@ -61,6 +68,7 @@ DEFAULT_PACKET = 16 * 1024 * 1024
 """MariaDB's default ``max_allowed_packet`` (MySQL 8: 64 MiB); read from the server at open."""
 
 _SCHEMA_ERRORS = (1146, 1054)  # no such table, unknown column
+_NO_DATABASE = 1049  # unknown database: the database of a db.table name is missing
 _DSN_OPTIONS = {"unix_socket": str, "connect_timeout": float}
 
 
@@ -210,11 +218,10 @@ class MySQLConnector:
         queue, dead = config.queue_table, config.dead_letter_table
         self.queries = load("mysql", "pyformat", identifiers(queue, dead, quote="`"))
         self.migration_steps = tuple(name for name in self.queries if name.startswith("migrate_"))
-        self.expected_objects: tuple[str, ...] = (
-            f"table {queue.rpartition('.')[2]}",
-            f"table {dead.rpartition('.')[2]}",
-            f"table {queue.rpartition('.')[2]}_workers",
-            f"table {queue.rpartition('.')[2]}_completed",
+        shown = labels(queue, dead)
+        self.expected_objects: tuple[str, ...] = tuple(
+            f"table {shown[key]}"
+            for key in ("queue_table", "dead_letter_table", "workers_table", "completed_table")
         )
         self.lock_retries = 0
         """Statements and transactions rerun after a deadlock or lock-wait timeout."""
@@ -375,11 +382,14 @@ class MySQLConnector:
     def error(self, operation: str, exc: BaseException) -> DriverError:
         """Return ``exc`` as a ``DriverError``, the password removed.
 
-        A missing table or column adds: run ``asynctasq migrate --driver mysql``.
+        A missing table or column adds: run ``asynctasq migrate --driver mysql`` (not while
+        migrating); a missing database (``db.table``): create it first.
         """
         detail = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
-        if _code(exc) in _SCHEMA_ERRORS:
+        if _code(exc) in _SCHEMA_ERRORS and operation != "migrate":
             detail = f"{detail}; {migrate_hint(self.name)}"
+        elif _code(exc) == _NO_DATABASE:
+            detail = f"{detail}; asynctasq migrate creates tables, not databases: create it first"
         return DriverError(self.name, operation, detail)
 
 

@@ -33,6 +33,7 @@ from asynctasq.drivers.sql_connector import (
     Row,
     Session,
     identifiers,
+    labels,
     migrate_hint,
 )
 from asynctasq.drivers.sql_wakeup import Wakeup
@@ -50,6 +51,8 @@ CLOSE_SECONDS = 10.0
 """How long ``close`` waits for busy connections before terminating them."""
 
 _SCHEMA_ERRORS = ("42P01", "42703", "42883")  # undefined table, column, function
+_NO_SCHEMA = "3F000"  # invalid schema name: the schema of a schema.name table is missing
+_NO_SCHEMA_HINT = "asynctasq migrate creates tables, not schemas: create the schema first"
 
 ATTEMPTS = 3
 """How many times a call runs when its connection turns out to be dead (see :func:`lost`)."""
@@ -145,18 +148,18 @@ class PostgresConnector:
         queue, dead = config.queue_table, config.dead_letter_table
         self.queries = load("postgres", "numeric", identifiers(queue, dead, quote='"'))
         self.migration_steps = tuple(name for name in self.queries if name.startswith("migrate_"))
-        base, dead_base = queue.rpartition(".")[2], dead.rpartition(".")[2]
+        shown = labels(queue, dead)
         self.expected_objects: tuple[str, ...] = (
-            f"table {base}",
-            f"index {base}_ready",
-            f"index {base}_leased",
-            f"table {dead_base}",
-            f"index {dead_base}_queue",
-            f"function {base}_notify",
-            f"trigger {base}_notify",
-            f"table {base}_workers",
-            f"table {base}_completed",
-            f"index {base}_completed_q",
+            f"table {shown['queue_table']}",
+            f"index {shown['ready_index']}",
+            f"index {shown['leased_index']}",
+            f"table {shown['dead_letter_table']}",
+            f"index {shown['dead_index']}",
+            f"function {shown['notify_function']}",
+            f"trigger {shown['notify_trigger']}",
+            f"table {shown['workers_table']}",
+            f"table {shown['completed_table']}",
+            f"index {shown['completed_index']}",
         )
         self.channel = f"asynctasq:{queue}"[:CHANNEL_MAX]
         self._pool: Any = None
@@ -297,11 +300,15 @@ class PostgresConnector:
     def error(self, operation: str, exc: BaseException) -> DriverError:
         """Return ``exc`` as a ``DriverError``, the password removed.
 
-        A missing table, column or function adds: run ``asynctasq migrate --driver postgres``.
+        A missing table, column or function adds: run ``asynctasq migrate --driver postgres``
+        (not while migrating); a missing schema: create it first.
         """
         detail = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
-        if getattr(exc, "sqlstate", None) in _SCHEMA_ERRORS:
+        state = getattr(exc, "sqlstate", None)
+        if state in _SCHEMA_ERRORS and operation != "migrate":
             detail = f"{detail}; {migrate_hint(self.name)}"
+        elif state == _NO_SCHEMA:
+            detail = f"{detail}; {_NO_SCHEMA_HINT}"
         return DriverError(self.name, operation, detail)
 
 

@@ -104,17 +104,63 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def object_names(queue_table: str, dead_letter_table: str) -> dict[str, tuple[str, str]]:
+    """Return ``{key: (schema, name)}`` of every schema object made for the two tables.
+
+    Keys: ``queue_table``, ``dead_letter_table``, ``workers_table``, ``completed_table``
+    (:func:`side_tables`), ``ready_index``, ``leased_index``, ``completed_index`` (named after
+    the queue table), ``dead_index`` (after the dead-letter table), ``notify_function`` and
+    ``notify_trigger`` (PostgreSQL). ``schema`` is ``""`` for an unqualified name. An index
+    or a trigger lives in the schema of its table (PostgreSQL puts it there: its name in
+    ``CREATE INDEX`` cannot be qualified), so it carries that table's schema here too.
+
+    Args:
+        queue_table: ``name`` or ``schema.name``, already validated as identifiers.
+        dead_letter_table: likewise.
+
+    """
+    schema, _, base = queue_table.rpartition(".")
+    dead_schema, _, dead_base = dead_letter_table.rpartition(".")
+    sides = {key: name.rpartition(".")[2] for key, name in side_tables(queue_table).items()}
+    return {
+        "queue_table": (schema, base),
+        "dead_letter_table": (dead_schema, dead_base),
+        **{key: (schema, name) for key, name in sides.items()},
+        "ready_index": (schema, f"{base}_ready"),
+        "leased_index": (schema, f"{base}_leased"),
+        "dead_index": (dead_schema, f"{dead_base}_queue"),
+        "completed_index": (schema, f"{base}_completed_q"),
+        "notify_function": (schema, f"{base}_notify"),
+        "notify_trigger": (schema, f"{base}_notify"),
+    }
+
+
+_UNQUALIFIED = ("ready_index", "leased_index", "dead_index", "completed_index", "notify_trigger")
+"""Objects whose name is never qualified where it is created (the table's schema is implied)."""
+
+
+def qualified(schema: str, name: str) -> str:
+    """Return ``schema.name``, or ``name`` when there is no schema (how a label shows it)."""
+    return f"{schema}.{name}" if schema else name
+
+
 def identifiers(queue_table: str, dead_letter_table: str, *, quote: str) -> dict[str, str]:
     """Return the ``{key: text}`` a dialect's queries are filled with.
 
-    For each object (``queue_table``, ``dead_letter_table``, ``workers_table``,
-    ``completed_table``, ``ready_index``, ``leased_index``, ``dead_index``,
-    ``completed_index``, ``notify_function``, ``notify_trigger``) three keys:
-    ``{x}`` the quoted identifier (``schema.name`` parts quoted apart), ``{x_text}`` that
-    as a string literal, ``{x_label}`` the bare name as a string literal. The workers and
-    completed-task tables are named after the queue table (:func:`side_tables`). Also
-    ``{channel}`` (the PostgreSQL NOTIFY channel, a literal) and ``{schema}`` (a literal,
-    or ``DATABASE()`` when the table name has no schema).
+    For each object of :func:`object_names` five keys:
+
+    * ``{x}``: the identifier to write in SQL, each part quoted (``"jobs"."task_queue"``);
+      an index's or a trigger's bare name (``"task_queue_ready"``);
+    * ``{x_text}``: the qualified quoted identifier as a string literal, for lookups such
+      as ``to_regclass`` (an index with its table's schema: ``'"jobs"."task_queue_ready"'``);
+    * ``{x_name}``: the bare name as a string literal (``'task_queue_ready'``), to match
+      a catalog's name column;
+    * ``{x_label}``: the name as ``asynctasq migrate`` shows it, a string literal:
+      ``'jobs.task_queue_ready'`` (the bare name when the table has no schema);
+    * ``{x_schema}``: the schema as a string literal, or ``DATABASE()`` when the name has
+      none (MySQL's current database).
+
+    Also ``{channel}`` (the PostgreSQL NOTIFY channel, a literal).
 
     Args:
         queue_table: the configured queue table (``name`` or ``schema.name``, already
@@ -123,29 +169,29 @@ def identifiers(queue_table: str, dead_letter_table: str, *, quote: str) -> dict
         quote: the identifier quote character: ``"`` or a backtick.
 
     """
-    schema, _, base = queue_table.rpartition(".")
-    dead_base = dead_letter_table.rpartition(".")[2]
-    prefix = f"{schema}." if schema else ""
-    objects = {
-        "queue_table": queue_table,
-        "dead_letter_table": dead_letter_table,
-        **side_tables(queue_table),
-        "ready_index": f"{base}_ready",
-        "leased_index": f"{base}_leased",
-        "dead_index": f"{dead_base}_queue",
-        "completed_index": f"{base}_completed_q",
-        "notify_function": f"{prefix}{base}_notify",
-        "notify_trigger": f"{base}_notify",
-    }
+
+    def quoted(*parts: str) -> str:
+        return ".".join(f"{quote}{part}{quote}" for part in parts if part)
+
     names: dict[str, str] = {}
-    for key, dotted in objects.items():
-        quoted = ".".join(f"{quote}{part}{quote}" for part in dotted.split("."))
-        names[key] = quoted
-        names[f"{key}_text"] = literal(quoted)
-        names[f"{key}_label"] = literal(dotted.rpartition(".")[2])
+    for key, (schema, name) in object_names(queue_table, dead_letter_table).items():
+        names[key] = quoted(name) if key in _UNQUALIFIED else quoted(schema, name)
+        names[f"{key}_text"] = literal(quoted(schema, name))
+        names[f"{key}_name"] = literal(name)
+        names[f"{key}_label"] = literal(qualified(schema, name))
+        names[f"{key}_schema"] = literal(schema) if schema else "DATABASE()"
     names["channel"] = literal(f"asynctasq:{queue_table}"[:CHANNEL_MAX])
-    names["schema"] = literal(schema) if schema else "DATABASE()"
     return names
+
+
+def labels(queue_table: str, dead_letter_table: str) -> dict[str, str]:
+    """Return ``{key: "jobs.task_queue_ready"}``: each object of :func:`object_names` as shown.
+
+    The connectors build their ``expected_objects`` from these, as ``schema_objects``
+    reports them (``"index jobs.task_queue_ready"``).
+    """
+    found = object_names(queue_table, dead_letter_table)
+    return {key: qualified(schema, name) for key, (schema, name) in found.items()}
 
 
 def side_tables(queue_table: str) -> dict[str, str]:

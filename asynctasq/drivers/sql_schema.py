@@ -6,6 +6,8 @@ label per object that exists) and compare it with the connector's ``expected_obj
 
 from __future__ import annotations
 
+import contextlib
+
 from asynctasq.drivers.sql_connector import Connector, Session, migrate_hint
 from asynctasq.errors import DriverError
 
@@ -51,8 +53,14 @@ async def migrate_schema(db: Connector, session: Session) -> list[str]:
         for step in db.migration_steps:
             await session.execute(step, {})
         after = {str(row[0]) for row in await session.fetch("schema_objects", {})}
-    finally:
-        await session.fetch("unlock_schema", {})
+    except BaseException:
+        # The first error is the one to report: after it PostgreSQL refuses every further
+        # statement of the transaction ("current transaction is aborted"), the unlock too
+        # (its lock ends with the transaction anyway; MySQL's with the connection).
+        with contextlib.suppress(*db.failures):
+            await session.fetch("unlock_schema", {})
+        raise
+    await session.fetch("unlock_schema", {})
     return [
         f"{label} already exists" if label in before else f"created {label}"
         for label in db.expected_objects

@@ -30,7 +30,14 @@ from urllib.parse import quote
 from asynctasq.config.records import Config, SQLiteConfig
 from asynctasq.drivers.queries import Query, load
 from asynctasq.drivers.sql import SQLDriver
-from asynctasq.drivers.sql_connector import Params, Row, Session, identifiers, migrate_hint
+from asynctasq.drivers.sql_connector import (
+    Params,
+    Row,
+    Session,
+    identifiers,
+    labels,
+    migrate_hint,
+)
 from asynctasq.drivers.sql_wakeup import Wakeup
 from asynctasq.errors import ConfigError, DriverError
 
@@ -48,7 +55,7 @@ BUSY_STEP_SECONDS = 0.005
 MAX_LENGTH = 1_000_000_000
 """SQLite's default ``SQLITE_MAX_LENGTH``: the largest row. Source: sqlite.org/limits.html."""
 
-_SCHEMA_WORDS = ("no such table", "no such column", "unable to open database file")
+_SCHEMA_WORDS = ("no such table", "no such column")
 
 
 def _bind(params: Params) -> dict[str, Any]:
@@ -99,9 +106,40 @@ def _patiently(statement: Callable[[], T]) -> T:
             pause = min(pause * 2, BUSY_STEP_SECONDS)
 
 
+def _check_file(path: str, create: bool) -> None:
+    """Open (``create``: make) the database file once, to say plainly what is wrong with it.
+
+    sqlite3 reports any such failure as "unable to open database file"; the operating
+    system says which file and why.
+
+    Raises:
+        DriverError: the file does not exist (run ``asynctasq migrate``), or it cannot be
+            created or opened (the message names the file and the OS error).
+
+    """
+    operation = "migrate" if create else "open"
+    flags = os.O_RDWR | (os.O_CREAT if create else 0)
+    try:
+        os.close(os.open(path, flags, 0o644))
+    except FileNotFoundError as exc:
+        if create:
+            directory = os.path.dirname(path)
+            detail = f"cannot create the database file {path!r}: {exc.strerror} "
+            detail += f"(the directory {directory!r} does not exist)"
+        else:
+            detail = f"the database file {path!r} does not exist; {migrate_hint('sqlite')}"
+        raise DriverError("sqlite", operation, detail) from exc
+    except OSError as exc:
+        verb = "create" if create and not os.path.exists(path) else "open"
+        detail = f"cannot {verb} the database file {path!r}: {exc.strerror or exc}"
+        raise DriverError("sqlite", operation, detail) from exc
+
+
 def _connect(path: str, create: bool) -> _Link:
+    path = os.path.abspath(path)
+    _check_file(path, create)
     mode = "rwc" if create else "rw"
-    uri = f"file:{quote(os.path.abspath(path))}?mode={mode}"
+    uri = f"file:{quote(path)}?mode={mode}"
     connection = sqlite3.connect(
         uri,
         uri=True,
@@ -192,15 +230,16 @@ class SQLiteConnector(SQLiteSession):
         queue, dead = config.queue_table, config.dead_letter_table
         super().__init__(load("sqlite", "named", identifiers(queue, dead, quote='"')))
         self.migration_steps = tuple(name for name in self.queries if name.startswith("migrate_"))
+        shown = labels(queue, dead)
         self.expected_objects: tuple[str, ...] = (
-            f"table {queue}",
-            f"index {queue}_ready",
-            f"index {queue}_leased",
-            f"table {dead}",
-            f"index {dead}_queue",
-            f"table {queue}_workers",
-            f"table {queue}_completed",
-            f"index {queue}_completed_q",
+            f"table {shown['queue_table']}",
+            f"index {shown['ready_index']}",
+            f"index {shown['leased_index']}",
+            f"table {shown['dead_letter_table']}",
+            f"index {shown['dead_index']}",
+            f"table {shown['workers_table']}",
+            f"table {shown['completed_table']}",
+            f"index {shown['completed_index']}",
         )
         self._link: _Link | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -222,8 +261,9 @@ class SQLiteConnector(SQLiteSession):
         """Open the file (``create``: make it if missing) in WAL mode.
 
         Raises:
-            DriverError: SQLite is older than 3.35.
-            sqlite3.Error: the file cannot be opened.
+            DriverError: SQLite is older than 3.35; the file does not exist (without
+                ``create``) or cannot be created or opened (naming it and the OS error).
+            sqlite3.Error: SQLite cannot use the file (e.g. it is not a database).
 
         """
         if self._link is not None:
@@ -277,10 +317,13 @@ class SQLiteConnector(SQLiteSession):
         """Do nothing: SQLite has no notifications; waiters poll."""
 
     def error(self, operation: str, exc: BaseException) -> DriverError:
-        """Return ``exc`` as a ``DriverError``; a missing file or table says to migrate."""
-        detail = f"{type(exc).__name__}: {exc}"
-        if any(words in str(exc) for words in _SCHEMA_WORDS):
-            detail = f"{detail} (database {self.path!r}); {migrate_hint(self.name)}"
+        """Return ``exc`` as a ``DriverError`` naming the file; a missing table says to migrate.
+
+        (A missing file is found before SQLite is asked: :func:`_check_file`.)
+        """
+        detail = f"{type(exc).__name__}: {exc} (database {self.path!r})"
+        if operation != "migrate" and any(words in str(exc) for words in _SCHEMA_WORDS):
+            detail = f"{detail}; {migrate_hint(self.name)}"
         return DriverError(self.name, operation, detail)
 
 

@@ -7,16 +7,25 @@
 -- always takes the primary-key range and never scans (and waits on) other rows.
 
 -- name: lock_schema
-SELECT GET_LOCK(CONCAT('asynctasq:', {queue_table_label}), 60)
+SELECT GET_LOCK(CONCAT('asynctasq:', {queue_table_name}), 60)
 
 -- name: unlock_schema
-SELECT RELEASE_LOCK(CONCAT('asynctasq:', {queue_table_label}))
+SELECT RELEASE_LOCK(CONCAT('asynctasq:', {queue_table_name}))
 
 -- name: schema_objects
-SELECT CONCAT('table ', table_name)
-FROM information_schema.tables
-WHERE table_schema = {schema} AND table_name IN ({queue_table_label}, {dead_letter_table_label},
-    {workers_table_label}, {completed_table_label})
+-- One label per table that exists, as asynctasq migrate shows it ('table jobs.q'); each
+-- table is looked up in its own database (the connection's when the name has none).
+SELECT CONCAT('table ', o.label)
+FROM information_schema.tables AS t
+JOIN (
+    SELECT {queue_table_schema} AS db, {queue_table_name} AS name, {queue_table_label} AS label
+    UNION ALL
+    SELECT {dead_letter_table_schema}, {dead_letter_table_name}, {dead_letter_table_label}
+    UNION ALL
+    SELECT {workers_table_schema}, {workers_table_name}, {workers_table_label}
+    UNION ALL
+    SELECT {completed_table_schema}, {completed_table_name}, {completed_table_label}
+) AS o ON t.table_schema = o.db AND t.table_name = o.name
 
 -- name: migrate_1_queue_table
 CREATE TABLE IF NOT EXISTS {queue_table} (

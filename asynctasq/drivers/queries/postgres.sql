@@ -16,6 +16,8 @@ SELECT pg_advisory_xact_lock(hashtext({queue_table_text}))
 SELECT 1
 
 -- name: schema_objects
+-- One label per object that exists, as asynctasq migrate shows it ('index jobs.q_ready').
+-- Lookups are qualified with the table's schema (an index lives in its table's schema).
 SELECT o.label FROM (VALUES
     ('table ' || {queue_table_label}, to_regclass({queue_table_text})),
     ('index ' || {ready_index_label}, to_regclass({ready_index_text})),
@@ -33,7 +35,7 @@ WHERE to_regprocedure({notify_function_text} || '()') IS NOT NULL
 UNION ALL
 SELECT 'trigger ' || {notify_trigger_label}
 FROM pg_trigger
-WHERE tgname = {notify_trigger_label} AND tgrelid = to_regclass({queue_table_text})
+WHERE tgname = {notify_trigger_name} AND tgrelid = to_regclass({queue_table_text})
 
 -- name: migrate_1_queue_table
 CREATE TABLE IF NOT EXISTS {queue_table} (

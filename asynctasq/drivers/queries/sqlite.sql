@@ -13,10 +13,10 @@ SELECT 1
 -- name: schema_objects
 SELECT type || ' ' || name
 FROM sqlite_master
-WHERE (type = 'table' AND name IN ({queue_table_label}, {dead_letter_table_label},
-        {workers_table_label}, {completed_table_label}))
-   OR (type = 'index' AND name IN ({ready_index_label}, {leased_index_label}, {dead_index_label},
-        {completed_index_label}))
+WHERE (type = 'table' AND name IN ({queue_table_name}, {dead_letter_table_name},
+        {workers_table_name}, {completed_table_name}))
+   OR (type = 'index' AND name IN ({ready_index_name}, {leased_index_name}, {dead_index_name},
+        {completed_index_name}))
 
 -- name: migrate_1_queue_table
 CREATE TABLE IF NOT EXISTS {queue_table} (

@@ -112,6 +112,39 @@ def test_min_equal_to_max_is_fine() -> None:
     assert (config.mysql.min_pool_size, config.mysql.max_pool_size) == (4, 4)
 
 
+@pytest.mark.parametrize("group", ["postgres", "mysql", "sqlite"])
+def test_one_table_for_queue_and_dead_letters_names_both_settings(group: str) -> None:
+    env = {f"ASYNCTASQ_{group.upper()}_QUEUE_TABLE": "jobs"}
+    (problem,) = problems_of({group: {"dead_letter_table": "Jobs"}}, env)
+    assert problem.render() == (
+        f"{group}.dead_letter_table = 'Jobs' (from code): must differ from {group}.queue_table "
+        f"('jobs', from environment variable ASYNCTASQ_{group.upper()}_QUEUE_TABLE): "
+        "dead letters need a table of their own"
+    )
+
+
+@pytest.mark.parametrize(
+    ("queue", "dead", "clash"),
+    [("jobs", "jobs_workers", "jobs_workers"), ("jobs", "jobs_ready", "jobs_ready"),
+     ("x_queue", "x", "x_queue"), ("s.jobs", "s.jobs_completed", "s.jobs_completed")],
+)  # fmt: skip
+def test_a_dead_letter_table_named_like_a_companion_of_the_queue_table_is_a_problem(
+    queue: str, dead: str, clash: str
+) -> None:
+    (problem,) = problems_of({"postgres": {"queue_table": queue, "dead_letter_table": dead}})
+    assert problem.path == "postgres.dead_letter_table"
+    assert problem.rule.startswith(
+        f"clashes with postgres.queue_table ({queue!r}, from code): both would create {clash!r}"
+    )
+
+
+def test_the_same_table_name_in_two_schemas_is_fine() -> None:
+    config = resolve(
+        {"postgres": {"queue_table": "a.jobs", "dead_letter_table": "b.jobs"}}, environ={}
+    ).config
+    assert config.postgres.dead_letter_table == "b.jobs"
+
+
 def test_the_seed_example_selecting_postgres_resolves() -> None:
     resolved = resolve({"driver": "postgres"}, environ={})  # seed: "init({'driver': 'postgres'})"
     assert resolved.config.driver == "postgres"

@@ -6,9 +6,10 @@ import re
 
 import pytest
 
+from asynctasq.config.fields import DEAD_LETTER_TABLE_SUFFIXES, QUEUE_TABLE_SUFFIXES
 from asynctasq.drivers.queries import convert, load, parse
 from asynctasq.drivers.sql import STATUSES
-from asynctasq.drivers.sql_connector import identifiers
+from asynctasq.drivers.sql_connector import identifiers, labels
 
 NAMES = identifiers("task_queue", "dead_letter_queue", quote='"')
 DIALECTS = {"postgres": "numeric", "mysql": "pyformat", "sqlite": "named"}
@@ -84,15 +85,32 @@ def test_the_payload_column_holds_more_than_64_kib(dialect: str) -> None:
 
 
 def test_identifiers_are_quoted_per_part_and_index_names_follow_the_table() -> None:
-    names = identifiers("jobs.task_queue", "jobs.dead", quote='"')
+    names = identifiers("jobs.task_queue", "other.dead", quote='"')
     assert names["queue_table"] == '"jobs"."task_queue"'
-    assert names["ready_index"] == '"task_queue_ready"'
+    assert names["ready_index"] == '"task_queue_ready"'  # CREATE INDEX takes no schema
+    assert names["ready_index_text"] == '\'"jobs"."task_queue_ready"\''  # lookups do
+    assert names["ready_index_label"] == "'jobs.task_queue_ready'"
+    assert names["ready_index_name"] == "'task_queue_ready'"
+    assert names["dead_index_text"] == '\'"other"."dead_queue"\''
     assert names["notify_function"] == '"jobs"."task_queue_notify"'
+    assert names["notify_trigger"] == '"task_queue_notify"'
     assert names["workers_table"] == '"jobs"."task_queue_workers"'
     assert names["completed_table"] == '"jobs"."task_queue_completed"'
     assert names["completed_index"] == '"task_queue_completed_q"'
     assert names["queue_table_text"] == '\'"jobs"."task_queue"\''
-    assert names["queue_table_label"] == "'task_queue'"
+    assert names["queue_table_label"] == "'jobs.task_queue'"
     assert names["channel"] == "'asynctasq:jobs.task_queue'"
-    assert names["schema"] == "'jobs'"
-    assert identifiers("t", "d", quote="`")["schema"] == "DATABASE()"
+    assert names["queue_table_schema"] == "'jobs'"
+    assert names["dead_letter_table_schema"] == "'other'"
+    assert identifiers("t", "d", quote="`")["queue_table_schema"] == "DATABASE()"
+    assert identifiers("t", "d", quote="`")["queue_table_label"] == "'t'"
+
+
+def test_the_configuration_rule_knows_every_name_the_drivers_derive() -> None:
+    # config.validate refuses a dead-letter table whose objects clash with the queue
+    # table's; it must know every suffix the drivers add.
+    made = labels("q", "d")
+    derived = {f"q{suffix}" for suffix in QUEUE_TABLE_SUFFIXES}
+    derived |= {f"d{suffix}" for suffix in DEAD_LETTER_TABLE_SUFFIXES}
+    relations = {name for key, name in made.items() if not key.startswith("notify_")}
+    assert relations == derived
