@@ -2,11 +2,20 @@
 
 ::
 
-    asynctasq dlq list --queue emails            # oldest first: id, task, error, attempts, when
+    asynctasq dlq list --queue emails            # oldest first: #, id, task, attempts, when, error
     asynctasq dlq show --queue emails 3f2a...    # one entry, with its arguments
+    asynctasq dlq show --queue emails --position 2   # the 2nd of the list (any entry)
     asynctasq dlq requeue --queue emails 3f2a... # back to the queue at attempt 1, same id
+    asynctasq dlq requeue --queue emails --position 2
     asynctasq dlq requeue --queue emails --all
     asynctasq dlq purge --queue emails           # asks first; --yes to skip the question
+
+An entry is addressed by its task id or by its position in ``dlq list`` (``#``, 1 = the
+oldest): a dead letter whose message could not be decoded has no task id (listed as ``-``)
+and only a position names it. Positions count from the oldest, so new dead letters do not
+move them; requeueing or purging does. The brokers find dead letters by task id, so the
+entries without one are requeued together: ``requeue --position`` of one of them needs the
+positions of all of them (or ``--all``).
 
 ``purge`` deletes for good, so it asks for confirmation on a terminal; with no terminal on
 stdin (CI, a pipe) it refuses unless ``--yes`` is given (exit 2). ``list`` and ``show``
@@ -38,9 +47,13 @@ NAME = "dlq"
 MESSAGE_WIDTH = 60
 """Characters of an error message shown by ``dlq list`` (``show`` prints all of it)."""
 
+POSITION_HELP = (
+    "the entry at this position of `dlq list` (#, 1 = oldest; also entries without a task id)"
+)
+
 
 class NoSuchEntryError(AsyncTasQError):
-    """No dead letter has that task id on that queue."""
+    """No dead letter has that task id (or is at that position) on that queue."""
 
 
 def _action(actions: Any, name: str, help_text: str, usage: str = "") -> argparse.ArgumentParser:
@@ -67,16 +80,25 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     listing = _action(actions, "list", "list dead letters, oldest first", "[--limit N] [--json] ")
     listing.add_argument("--limit", metavar="N", default="100", help="at most N (default 100)")
     listing.add_argument("--json", action="store_true", help="print a JSON list")
-    show = _action(actions, "show", "show one dead letter with its arguments", "[--json] TASK_ID ")
-    show.add_argument("task_id", metavar="TASK_ID", help="the task id")
+    show = _action(
+        actions,
+        "show",
+        "show one dead letter with its arguments",
+        "[--json] (TASK_ID | --position N) ",
+    )
+    show.add_argument("task_id", nargs="?", metavar="TASK_ID", help="the task id")
+    show.add_argument("--position", metavar="N", help=POSITION_HELP)
     show.add_argument("--json", action="store_true", help="print a JSON object")
     requeue = _action(
         actions,
         "requeue",
         "put dead letters back on the queue at attempt 1, keeping their task ids",
-        "(TASK_ID ... | --all) ",
+        "(TASK_ID ... | --position N ... | --all) ",
     )
     requeue.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="the tasks to requeue")
+    requeue.add_argument(
+        "--position", metavar="N", action="append", default=[], help=POSITION_HELP + "; repeatable"
+    )
     requeue.add_argument("--all", action="store_true", help="requeue every dead letter")
     purge = _action(actions, "purge", "delete every dead letter of the queue", "[--yes] ")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -126,14 +148,15 @@ def entry_json(entry: DeadLetterEntry, *, with_message: bool = False) -> dict[st
 
 
 def render_list(entries: list[DeadLetterEntry], queue: str) -> str:
-    """Return the ``dlq list`` table (plain text, stable)."""
+    """Return the ``dlq list`` table (plain text, stable); ``#`` is the position, 1 = oldest."""
     if not entries:
         return f"No dead letters on queue {queue!r}.\n"
-    rows = [("TASK ID", "TASK", "ATTEMPTS", "FAILED AT (UTC)", "ERROR")]
-    for e in entries:
+    rows = [("#", "TASK ID", "TASK", "ATTEMPTS", "FAILED AT (UTC)", "ERROR")]
+    for number, e in enumerate(entries, 1):
         error = _short(f"{e.error_type}: {e.error_message}", MESSAGE_WIDTH)
+        task = e.task_name or "-"
         rows.append(
-            (e.task_id or "-", e.task_name or "-", str(e.attempts), _when(e.failed_at), error)
+            (str(number), e.task_id or "-", task, str(e.attempts), _when(e.failed_at), error)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"{len(entries)} dead letter(s) on queue {queue!r}:", ""]
@@ -155,14 +178,58 @@ def render_entry(entry: DeadLetterEntry) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _limit(text: str) -> int:
+def _whole(flag: str, text: str) -> int:
     try:
         value = int(text.strip())
     except ValueError:
         value = 0
     if value < 1:
-        raise UsageError(f"--limit must be a whole number >= 1, got {text!r}")
+        raise UsageError(f"{flag} must be a whole number >= 1, got {text!r}")
     return value
+
+
+def _limit(text: str) -> int:
+    return _whole("--limit", text)
+
+
+def _positions(args: argparse.Namespace) -> list[int]:
+    given = args.position if isinstance(args.position, list) else [args.position]
+    return [_whole("--position", text) for text in given if text is not None]
+
+
+async def _all_entries(handle: Handle, queue: str) -> list[DeadLetterEntry]:
+    return await dlq.list_dead_letters(handle, queue, limit=dlq.SCAN_LIMIT)
+
+
+def _at(entries: list[DeadLetterEntry], position: int, queue: str) -> DeadLetterEntry:
+    if position > len(entries):
+        raise NoSuchEntryError(
+            f"no dead letter at position {position} on queue {queue!r} "
+            f"(it has {len(entries)}; see dlq list)"
+        )
+    return entries[position - 1]
+
+
+def _task_ids_at(entries: list[DeadLetterEntry], positions: list[int], queue: str) -> list[str]:
+    """Return the task ids to requeue for ``positions`` (``""``: the entries without one).
+
+    Raises:
+        NoSuchEntryError: a position past the end of the list.
+        UsageError: a position names an entry without a task id while others without one
+            are not named: the brokers can requeue those only together.
+
+    """
+    chosen = {position: _at(entries, position, queue) for position in positions}
+    ids = [entry.task_id for entry in chosen.values()]
+    if "" in ids:
+        nameless = [n for n, entry in enumerate(entries, 1) if not entry.task_id]
+        if not set(nameless) <= set(chosen):
+            listed = ", ".join(map(str, nameless))
+            raise UsageError(
+                f"the dead letters without a task id on queue {queue!r} (positions {listed}) "
+                "can only be requeued together: give all their positions, or --all"
+            )
+    return ids
 
 
 def _can_ask() -> bool:
@@ -190,9 +257,17 @@ async def _purge(handle: Handle, args: argparse.Namespace) -> str:
 
 async def _requeue(handle: Handle, args: argparse.Namespace) -> str:
     ids = None if args.all else list(args.task_ids)
+    nameless = 0  # entries without a task id, requeued together (by the id "")
+    positions = _positions(args)
+    if ids is not None and positions:
+        entries = await _all_entries(handle, args.queue)
+        ids += _task_ids_at(entries, positions, args.queue)
+        if "" in ids:
+            nameless = sum(not entry.task_id for entry in entries)
     moved = await dlq.requeue_dead_letters(handle, args.queue, ids)
     text = f"Requeued {moved} dead letter(s) on queue {args.queue!r} (attempt count reset).\n"
-    missing = 0 if ids is None else len(set(ids)) - moved
+    expected = 0 if ids is None else len(set(ids) - {""}) + nameless
+    missing = max(0, expected - moved)
     if missing:
         text += f"{missing} of the given task ids had no dead letter there.\n"
     return text
@@ -201,16 +276,25 @@ async def _requeue(handle: Handle, args: argparse.Namespace) -> str:
 async def _list(handle: Handle, args: argparse.Namespace) -> str:
     entries = await dlq.list_dead_letters(handle, args.queue, limit=_limit(args.limit))
     if args.json:
-        return json.dumps([entry_json(e) for e in entries], indent=2) + "\n"
+        listed = [{"position": n, **entry_json(e)} for n, e in enumerate(entries, 1)]
+        return json.dumps(listed, indent=2) + "\n"
     return render_list(entries, args.queue)
 
 
 async def _show(handle: Handle, args: argparse.Namespace) -> str:
-    entry = await dlq.find_dead_letter(handle, args.queue, args.task_id)
-    if entry is None:
-        raise NoSuchEntryError(
-            f"no dead letter with task id {args.task_id!r} on queue {args.queue!r}"
-        )
+    positions = _positions(args)
+    if positions:
+        entry = _at(await _all_entries(handle, args.queue), positions[0], args.queue)
+    else:
+        found = await dlq.find_dead_letter(handle, args.queue, args.task_id)
+        if found is None:
+            hint = ""
+            if args.task_id in ("-", ""):
+                hint = "; an entry listed with task id '-' has none: use --position N"
+            raise NoSuchEntryError(
+                f"no dead letter with task id {args.task_id!r} on queue {args.queue!r}{hint}"
+            )
+        entry = found
     if args.json:
         return json.dumps(entry_json(entry, with_message=True), indent=2) + "\n"
     return render_entry(entry)
@@ -223,15 +307,27 @@ def run(args: argparse.Namespace) -> int:
     """Run the action and print its result; return 0.
 
     Raises:
-        UsageError: a bad ``--limit``, ``requeue`` with neither task ids nor ``--all`` (or
-            both), or ``purge`` without ``--yes`` and without a terminal to ask on.
+        UsageError: a bad ``--limit`` or ``--position``, ``show`` with neither or both of a
+            task id and ``--position``, ``requeue`` with neither task ids (or positions) nor
+            ``--all`` (or both), ``requeue --position`` of some but not all entries without
+            a task id, or ``purge`` without ``--yes`` and without a terminal to ask on.
         ConfigError: the configuration is invalid, or the driver has no dead-letter store.
         DriverError: the broker cannot be reached.
-        NoSuchEntryError: ``show`` of a task id with no dead letter.
+        NoSuchEntryError: ``show`` of a task id with no dead letter, or a position past the
+            end of the list.
 
     """
-    if args.action == "requeue" and bool(args.task_ids) == bool(args.all):
-        raise UsageError("dlq requeue: give the task ids to requeue, or --all (not both)")
+    if args.action == "requeue":
+        named = bool(args.task_ids or args.position)
+        if named == bool(args.all):
+            raise UsageError(
+                "dlq requeue: give the task ids (or --position) to requeue, or --all (not both)"
+            )
+        _positions(args)
+    if args.action == "show":
+        if (args.task_id is None) == (args.position is None):
+            raise UsageError("dlq show: give a task id or --position N (one of them)")
+        _positions(args)
     if args.action == "list":
         _limit(args.limit)
     if args.action == "purge" and not args.yes and not _can_ask():

@@ -49,10 +49,38 @@ def test_purge_with_yes_of_an_empty_queue_says_so(cli: Cli) -> None:
 
 
 def test_requeue_needs_task_ids_or_all_not_both(cli: Cli) -> None:
-    for argv in ([], ["t1", "--all"]):
+    for argv in ([], ["t1", "--all"], ["--position", "1", "--all"]):
         result = cli("dlq", "requeue", "--queue", "q", "--driver", "memory", *argv)
         assert result.code == 2
-        assert "give the task ids to requeue, or --all (not both)" in result.err
+        assert "give the task ids (or --position) to requeue, or --all (not both)" in result.err
+
+
+def test_show_needs_a_task_id_or_a_position_not_both(cli: Cli) -> None:
+    for argv in ([], ["t1", "--position", "1"]):
+        result = cli("dlq", "show", "--queue", "q", "--driver", "memory", *argv)
+        assert (result.code, result.err) == (
+            2,
+            "asynctasq dlq: error: dlq show: give a task id or --position N (one of them)\n",
+        )
+
+
+@pytest.mark.parametrize("position", ["0", "first", "-1"])
+def test_a_position_is_a_whole_number_from_1(cli: Cli, position: str) -> None:
+    for action in ("show", "requeue"):
+        result = cli("dlq", action, "--queue", "q", "--driver", "memory", f"--position={position}")
+        assert (result.code, result.err) == (
+            2,
+            f"asynctasq dlq: error: --position must be a whole number >= 1, got {position!r}\n",
+        )
+
+
+def test_a_position_past_the_end_is_no_such_entry(cli: Cli) -> None:
+    result = cli("dlq", "show", "--queue", "q", "--driver", "memory", "--position", "1")
+    assert (result.code, result.err) == (
+        1,
+        "asynctasq dlq: error: no dead letter at position 1 on queue 'q' "
+        "(it has 0; see dlq list)\n",
+    )
 
 
 def test_queue_is_required(cli: Cli) -> None:
