@@ -15,6 +15,7 @@ from asynctasq.config.schema import (
     by_env,
     by_flag,
     by_path,
+    context_words,
     env_example_text,
     env_text,
     markdown_tables,
@@ -236,6 +237,23 @@ def test_docs_option_tables_are_the_generated_ones() -> None:
     assert _docs_tables(DOCS.read_text(encoding="utf-8")) == markdown_tables(), (
         "regenerate them: PYTHONPATH=. python tests/unit/test_schema.py"
     )
+
+
+def test_the_docs_say_where_each_group_is_used() -> None:
+    # "Where each group is used" is written by hand; every group must be in it, rightly.
+    text = DOCS.read_text(encoding="utf-8")
+    part = text.split("## Where each group is used", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, str] = {}
+    for line in part.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`"):
+            found.update((name.strip(" `"), cells[1]) for name in cells[0].split(","))
+    expected = {
+        section.key or "driver": context_words(section.context)
+        for section in sections()
+        if section.key != "code"
+    }
+    assert found == expected
 
 
 def write_docs_tables() -> None:
