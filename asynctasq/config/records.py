@@ -298,6 +298,19 @@ class TaskDefaultsConfig:
     )
 
 
+MAX_POOL_PROCESSES = 1024
+"""The most pool processes one pool may have (``process_pool.size``, ``async_max_workers``).
+
+A pool process is a whole Python interpreter (tens of MB before the task modules are
+loaded) doing CPU-bound work: more processes than CPUs only adds memory and switching.
+1024 is above the CPU count of any single machine a worker runs on today while still
+refusing what is surely a mistake (a size of 100000 would try to start that many
+interpreters; a 20-digit size used to hang the worker before its first task). It is a
+fixed number rather than a multiple of this machine's CPUs so that a configuration is
+valid or not regardless of where it is checked (a dispatcher, a CI job, the worker).
+"""
+
+
 @record
 class ProcessPoolConfig:
     """Process pool for CPU-bound tasks (group ``process_pool``). Context: worker only.
@@ -307,9 +320,9 @@ class ProcessPoolConfig:
 
     size: int | None = setting(
         default=None,
-        help="Number of pool processes (None = CPU count).",
+        help=f"Number of pool processes, 1 to {MAX_POOL_PROCESSES} (None = CPU count).",
         context="worker",
-        rules=(at_least(1),),
+        rules=(between(1, MAX_POOL_PROCESSES),),
     )
     max_tasks_per_child: int | None = setting(
         default=None,

@@ -61,7 +61,7 @@ import weakref
 from types import TracebackType
 
 from asynctasq import context
-from asynctasq.config.records import ProcessPoolConfig
+from asynctasq.config.records import MAX_POOL_PROCESSES, ProcessPoolConfig
 from asynctasq.errors import ConfigError
 from asynctasq.handle import current_handle
 from asynctasq.tasks.infrastructure.frames import ChildSpec, Done, Failed, Run
@@ -78,11 +78,17 @@ def cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-def _checked(name: str, value: int | None) -> int | None:
+def _checked(name: str, value: int | None, most: int | None = None) -> int | None:
+    """Return ``value`` if it is ``None`` or an integer from 1 to ``most``; else raise."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"ProcessPoolManager({name}={value!r}): must be an integer >= 1 or None")
+    if most is not None and value > most:
+        raise ConfigError(
+            f"ProcessPoolManager({name}={value!r}): must be at most {most} "
+            "(one pool process per CPU is the useful size; None = the CPU count)"
+        )
     return value
 
 
@@ -91,12 +97,14 @@ class ProcessPoolManager:
 
     Args:
         async_max_workers: how many pool processes at most (the seed's name; the pool runs
-            both modes); ``None`` = the CPU count (:func:`cpu_count`).
+            both modes), up to :data:`~asynctasq.config.records.MAX_POOL_PROCESSES` (1024);
+            ``None`` = the CPU count (:func:`cpu_count`).
         async_max_tasks_per_child: replace a process after this many tasks (recommended
             100-1000 for code that leaks memory); ``None`` = never.
 
     Raises:
-        ConfigError: a value that is not ``None`` nor an integer >= 1.
+        ConfigError: a value that is not ``None`` nor an integer >= 1, or
+            ``async_max_workers`` above 1024.
 
     Use ``await manager.initialize()`` for warm event loops, then
     :func:`set_default_manager` so that workers on the current handle use it; close it with
@@ -107,12 +115,15 @@ class ProcessPoolManager:
     def __init__(
         self, async_max_workers: int | None = None, async_max_tasks_per_child: int | None = None
     ) -> None:
-        self.async_max_workers = _checked("async_max_workers", async_max_workers)
+        self.async_max_workers = _checked(
+            "async_max_workers", async_max_workers, MAX_POOL_PROCESSES
+        )
         self.async_max_tasks_per_child = _checked(
             "async_max_tasks_per_child", async_max_tasks_per_child
         )
         self._pool = ProcessPool(
-            self.async_max_workers or cpu_count(), self.async_max_tasks_per_child
+            self.async_max_workers or min(cpu_count(), MAX_POOL_PROCESSES),
+            self.async_max_tasks_per_child,
         )
         self._finalizer = weakref.finalize(self, self._pool.close_now)
 

@@ -80,7 +80,8 @@ def test_publish_refusal_exits_2_without_traceback(tmp_path: Path) -> None:
         ("--task-defaults-max-attempts", "0", "must be at least 1"),
         ("--task-defaults-retry-delay", "-5", "must be at least 0"),
         ("--redis-delayed-task-interval", "0", "must be greater than 0"),
-        ("--process-pool-size", "0", "must be at least 1"),
+        ("--process-pool-size", "0", "must be between 1 and 1024"),
+        ("--process-pool-size", "99999999999999999999", "must be between 1 and 1024"),
         ("--events-enable-all", "maybe", "must be a boolean"),
     ],
 )

@@ -74,6 +74,16 @@ def test_a_bad_manager_setting_is_a_config_error_naming_it(name: str, value: Any
     assert "must be an integer >= 1 or None" in str(caught.value)
 
 
+@pytest.mark.parametrize("value", [1025, 100_000, 99999999999999999999])
+def test_a_manager_of_more_than_1024_processes_is_refused_before_any_starts(value: int) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ProcessPoolManager(async_max_workers=value)
+    assert f"ProcessPoolManager(async_max_workers={value!r}): must be at most 1024" in str(
+        caught.value
+    )
+    assert ProcessPoolManager(async_max_workers=1024).size == 1024  # the bound itself is fine
+
+
 def test_the_pool_is_built_from_the_process_pool_group() -> None:
     manager = build_process_pool(ProcessPoolConfig(size=3, max_tasks_per_child=10))
     assert (manager.size, manager.max_tasks_per_child) == (3, 10)
