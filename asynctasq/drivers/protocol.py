@@ -75,9 +75,32 @@ class Delivery:
     visibility_timeout_seconds: float = 3600.0
 
 
+MAX_TASK_ID_BYTES = 255
+"""The longest ``task_id`` of a :class:`DeadLetterEntry` the worker hands over, UTF-8 bytes."""
+
+MAX_TASK_NAME_BYTES = 1024
+"""The longest ``task_name`` of a :class:`DeadLetterEntry` the worker hands over, UTF-8 bytes."""
+
+MAX_ERROR_TYPE_BYTES = 255
+"""The longest ``error_type`` of a :class:`DeadLetterEntry` the worker hands over, UTF-8 bytes."""
+
+MAX_ERROR_MESSAGE_BYTES = 16_384
+"""The longest ``error_message`` of a :class:`DeadLetterEntry` the worker hands over, UTF-8 bytes.
+
+These limits fit every driver's store (MySQL: ``VARCHAR(255)``, ``VARCHAR(1024)`` and a
+``TEXT`` of 65,535 bytes; SQS: the 256 KiB message with the body beside it; RabbitMQ: one
+header frame), so a dead letter is never refused for its text.
+"""
+
+
 @attrs.frozen
 class DeadLetterEntry:
-    """What the dead-letter store keeps for a task that will not run again.
+    r"""What the dead-letter store keeps for a task that will not run again.
+
+    The worker bounds the text fields (:data:`MAX_TASK_ID_BYTES`, :data:`MAX_TASK_NAME_BYTES`,
+    :data:`MAX_ERROR_TYPE_BYTES`, :data:`MAX_ERROR_MESSAGE_BYTES`; longer text keeps its
+    beginning and ends with ``... [cut, N bytes in all]``) and makes them storable anywhere:
+    valid UTF-8 (unpaired surrogates written as ``\udcff``), no NUL (written as ``\x00``).
 
     Attributes:
         queue: the queue the task was on.

@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from asynctasq import retry
 from asynctasq.errors import TaskCancelledError
 from asynctasq.message import TaskMessage
+from asynctasq.worker.errortext import describe_error
 from asynctasq.worker.fetch import release_jobs
 from asynctasq.worker.recovery import log_failure
 from asynctasq.worker.settle import (
     dead_letter_entry,
-    describe_error,
     failed_after,
     next_attempt,
     report,

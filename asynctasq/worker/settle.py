@@ -25,9 +25,17 @@ from collections.abc import Callable
 import attrs
 
 from asynctasq import retry
-from asynctasq.drivers.protocol import DeadLetterEntry, Outgoing
+from asynctasq.drivers.protocol import (
+    MAX_ERROR_MESSAGE_BYTES,
+    MAX_ERROR_TYPE_BYTES,
+    MAX_TASK_ID_BYTES,
+    MAX_TASK_NAME_BYTES,
+    DeadLetterEntry,
+    Outgoing,
+)
 from asynctasq.message import TaskMessage, encode
 from asynctasq.tasks.definition import ASYNC_MODES, Invocation
+from asynctasq.worker.errortext import cut, describe_error, error_text
 from asynctasq.worker.recovery import log_failure, pause_seconds, persist
 from asynctasq.worker.state import Job, WorkerState
 from asynctasq.worker.telemetry import keep_acked, task_completed, task_failed, task_retrying
@@ -97,11 +105,6 @@ def succeed(state: WorkerState, job: Job, attempt: int, duration: float) -> None
     report("succeeded", job, job.message, attempt, f"succeeded in {duration * 1000.0:.1f} ms")
 
 
-def describe_error(error: BaseException) -> str:
-    """Return ``"Type: message"`` for log lines."""
-    return f"{type(error).__name__}: {error}"
-
-
 async def dead_letter(
     state: WorkerState,
     job: Job,
@@ -136,16 +139,18 @@ def dead_letter_entry(
 ) -> DeadLetterEntry:
     """Return the dead-letter entry of ``job``: its raw body, ids, error and attempts used.
 
-    Without a message, ``ids`` (task id, name) fill the entry when they could be read.
+    Without a message, ``ids`` (task id, name) fill the entry when they could be read. The
+    text fields are cut to the protocol's limits (``MAX_ERROR_MESSAGE_BYTES`` ...) and made
+    storable (:mod:`asynctasq.worker.errortext`), so no broker refuses the entry.
     """
     task_id, name = (message.task_id, message.task_name) if message else ids or ("", "")
     return DeadLetterEntry(
         queue=job.delivery.queue,
         body=job.delivery.body,
-        task_id=task_id,
-        task_name=name,
-        error_type=error_type,
-        error_message=error_message,
+        task_id=cut(task_id, MAX_TASK_ID_BYTES),
+        task_name=cut(name, MAX_TASK_NAME_BYTES),
+        error_type=cut(error_type, MAX_ERROR_TYPE_BYTES),
+        error_message=cut(error_message, MAX_ERROR_MESSAGE_BYTES),
         attempts=attempts,
         failed_at=time.time(),
     )
@@ -227,7 +232,7 @@ async def fail(
         return
     await run_failed_hook(invocation, mode, error)
     await dead_letter(
-        state, job, message, attempt, type(error).__name__, str(error), duration=duration
+        state, job, message, attempt, type(error).__name__, error_text(error), duration=duration
     )
     text = f"{failed_after(duration, error)}; dead-lettered: {decision.reason}"
     report("dead-lettered", job, message, attempt, text)

@@ -19,11 +19,11 @@ from asynctasq.errors import ProcessPoolUnavailableError, TaskNotFoundError, Wor
 from asynctasq.message import TaskMessage, decode
 from asynctasq.tasks.current import set_running
 from asynctasq.tasks.definition import Invocation
+from asynctasq.worker.errortext import MAX_LOG_ERROR_BYTES, cut, describe_error, error_text
 from asynctasq.worker.execute import execute
 from asynctasq.worker.models import bind
 from asynctasq.worker.settle import (
     dead_letter,
-    describe_error,
     fail,
     report,
     run_failed_hook,
@@ -184,10 +184,11 @@ def readable_ids(body: bytes) -> tuple[str, str] | None:
 async def _undecodable(state: WorkerState, job: Job, error: Exception) -> None:
     """Dead-letter a body that is not a task message, raw bytes kept (one log line)."""
     ids = readable_ids(job.delivery.body)
-    reason = f"undecodable payload: {error}"
+    reason = f"undecodable payload: {error_text(error)}"
     count = job.delivery.delivery_count
     await dead_letter(state, job, None, count, "SerializationError", reason, ids=ids)
-    report("dead-lettered", job, None, count, f"dead-lettered: {reason}", ids=ids)
+    shown = cut(reason, MAX_LOG_ERROR_BYTES)
+    report("dead-lettered", job, None, count, f"dead-lettered: {shown}", ids=ids)
 
 
 async def _lost(
