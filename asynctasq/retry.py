@@ -12,6 +12,9 @@ Backoff after attempt ``n`` fails (``base`` is the task's ``retry_delay``, secon
 
 The cap bounds the growth, never the configured delay itself: a ``retry_delay`` above the
 cap is used as is. It is computed without overflow for any ``n`` (1, 64, 1024, 10**6 ...).
+No delay exceeds :data:`~asynctasq.config.records.MAX_DELAY_SECONDS` (365 days): a larger
+``retry_delay`` is refused where it is set, and one arriving in a message from elsewhere
+is cut to it here (a broker storing the due time as a date would refuse it).
 There is no jitter: the delay is a pure function of its inputs, so retries are
 reproducible and testable; tasks that failed together are already spread by their
 different attempt counts and dispatch times.
@@ -26,6 +29,8 @@ import math
 from typing import Final, TypeAlias
 
 import attrs
+
+from asynctasq.config.records import MAX_DELAY_SECONDS
 
 MAX_BACKOFF_SECONDS: Final = 3600.0
 """The ceiling on an exponential backoff, seconds: one hour.
@@ -74,8 +79,8 @@ def backoff_seconds(
         cap_seconds: the ceiling on exponential growth, seconds (finite, >= 0).
 
     Returns:
-        Seconds, finite and >= 0: ``base`` for fixed; for exponential
-        ``min(base * 2**(attempt-1), max(cap_seconds, base))``.
+        Seconds, finite, from 0 to ``MAX_DELAY_SECONDS``: ``base`` for fixed; for
+        exponential ``min(base * 2**(attempt-1), max(cap_seconds, base))``.
 
     Raises:
         ValueError: ``strategy`` is not fixed/exponential, or ``base_seconds`` or
@@ -90,10 +95,10 @@ def backoff_seconds(
             f"got {base_seconds!r} and {cap_seconds!r}"
         )
     if strategy == "fixed":
-        return base
+        return min(base, float(MAX_DELAY_SECONDS))
     if strategy != "exponential":
         raise ValueError(f"retry strategy must be 'fixed' or 'exponential', got {strategy!r}")
-    ceiling = max(cap, base)
+    ceiling = min(max(cap, base), float(MAX_DELAY_SECONDS))
     # 2**2100 overflows a float for every positive base (even 2**-1074), so a larger
     # exponent cannot change the result: it saturates at the ceiling either way.
     exponent = min(max(attempt - 1, 0), 2100)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from asynctasq.config.fields import (
+    Rule,
     at_least,
     between,
     file_path,
@@ -30,6 +31,16 @@ DRIVERS = (*SEED_DRIVERS, "sqlite", "memory")
 the in-process ``memory`` driver."""
 
 RETRY_STRATEGIES = ("fixed", "exponential")
+
+MAX_DELAY_SECONDS = 365 * 86_400
+"""The longest dispatch delay (``.delay()``), retry delay (``retry_delay``) and visibility
+timeout a task may have: 365 days, in seconds (31,536,000).
+
+Every broker stores due times and lease expiries as dates (MySQL's ``DATETIME`` ends in
+year 9999: ``retry_delay=10**12`` overflowed it on every retry). A longer wait belongs in
+a scheduler or a database row, not in a queued message; a value this large is usually a
+unit mistake (milliseconds given as seconds), so it is refused where it is set.
+"""
 
 
 @record
@@ -294,7 +305,14 @@ class TaskDefaultsConfig:
         default="exponential", help="Default retry delay strategy.", choices=RETRY_STRATEGIES
     )
     retry_delay: int = setting(
-        default=60, help="Default base retry delay in seconds.", rules=(at_least(0),)
+        default=60,
+        help="Default base retry delay in seconds.",
+        rules=(
+            Rule(
+                lambda v: 0 <= v <= MAX_DELAY_SECONDS,
+                f"must be between 0 and {MAX_DELAY_SECONDS} seconds (365 days)",
+            ),
+        ),
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import attrs
 
-from asynctasq.config.records import RETRY_STRATEGIES, TaskDefaultsConfig
+from asynctasq.config.records import MAX_DELAY_SECONDS, RETRY_STRATEGIES, TaskDefaultsConfig
 from asynctasq.errors import ConfigError
 
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 3600.0
@@ -49,9 +49,10 @@ class TaskOptions:
         queue: queue name.
         max_attempts: executions allowed, the first included (>= 1).
         retry_strategy: ``"fixed"`` or ``"exponential"``.
-        retry_delay: base delay before a retry, seconds (>= 0).
+        retry_delay: base delay before a retry, seconds (0 to ``MAX_DELAY_SECONDS``).
         timeout: longest one execution may run, seconds (> 0); ``None`` = no limit.
-        visibility_timeout: lease length while a worker holds the task, seconds (> 0).
+        visibility_timeout: lease length while a worker holds the task, seconds (> 0, at
+            most ``MAX_DELAY_SECONDS``).
         driver: the driver name to route this task to (``None`` = the handle's driver).
         correlation_id: tracing id carried in the message.
     """
@@ -144,6 +145,13 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _delay(value: Any) -> bool:
+    return _number(value) and 0 <= value <= MAX_DELAY_SECONDS
+
+
+_UP_TO = f"{MAX_DELAY_SECONDS} (365 days)"
+
+
 _RULES: Final[Mapping[str, tuple[Any, str]]] = MappingProxyType(
     {
         "queue": (lambda v: isinstance(v, str) and v.strip() != "", "must be a non-empty string"),
@@ -152,9 +160,13 @@ _RULES: Final[Mapping[str, tuple[Any, str]]] = MappingProxyType(
             "must be an integer of at least 1",
         ),
         "retry_strategy": (lambda v: v in RETRY_STRATEGIES, f"must be one of {RETRY_STRATEGIES}"),
-        "retry_delay": (lambda v: _number(v) and v >= 0, "must be a number of seconds >= 0"),
+        "retry_delay": (_delay, f"must be a number of seconds from 0 to {_UP_TO}"),
+        "delay": (_delay, f"must be a number of seconds from 0 to {_UP_TO}"),
         "timeout": (lambda v: _number(v) and v > 0, "must be a number of seconds > 0"),
-        "visibility_timeout": (lambda v: _number(v) and v > 0, "must be a number of seconds > 0"),
+        "visibility_timeout": (
+            lambda v: _delay(v) and v > 0,
+            f"must be a number of seconds > 0, at most {_UP_TO}",
+        ),
         "driver": (lambda v: isinstance(v, str) and v != "", "must be a driver name"),
         "correlation_id": (lambda v: isinstance(v, str), "must be a string"),
     }
@@ -165,7 +177,7 @@ def check_option(name: str, value: Any, where: str) -> None:
     """Raise ``ConfigError`` unless ``value`` is acceptable for option ``name``.
 
     Args:
-        name: an option name from :data:`OPTION_NAMES`.
+        name: an option name from :data:`OPTION_NAMES`, or ``"delay"`` (``.delay()``).
         value: the value given (``None`` is always accepted: "not set").
         where: who set it, for the message, e.g. ``"@task(...) on 'mod:fn'"``.
 

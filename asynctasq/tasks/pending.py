@@ -56,12 +56,17 @@ class PendingDispatch:
         return self._with("on_queue", "queue", name)
 
     def delay(self, seconds: float) -> PendingDispatch:
-        """Return a copy that is not run before ``seconds`` (>= 0) from dispatch."""
-        check_option("retry_delay", seconds, f".delay() on task {self.task.name!r}")
+        """Return a copy that is not run before ``seconds`` from dispatch.
+
+        Raises:
+            ConfigError: ``seconds`` is not a number from 0 to ``MAX_DELAY_SECONDS``
+                (365 days).
+        """
+        check_option("delay", seconds, f".delay() on task {self.task.name!r}")
         return attrs.evolve(self, delay_seconds=float(seconds))
 
     def retry_after(self, seconds: float) -> PendingDispatch:
-        """Return a copy whose retries wait ``seconds`` (>= 0; the exponential base)."""
+        """Return a copy whose retries wait ``seconds`` (0 to 365 days; the exponential base)."""
         return self._with("retry_after", "retry_delay", seconds)
 
     def max_attempts(self, attempts: int) -> PendingDispatch:
@@ -77,7 +82,7 @@ class PendingDispatch:
         return self._with("timeout", "timeout", seconds)
 
     def visibility_timeout(self, seconds: float) -> PendingDispatch:
-        """Return a copy leased for ``seconds`` per delivery (renewed while it runs)."""
+        """Return a copy leased ``seconds`` (up to 365 days) per delivery, renewed as it runs."""
         return self._with("visibility_timeout", "visibility_timeout", seconds)
 
     def correlation_id(self, correlation_id: str) -> PendingDispatch:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import attrs
 
 from asynctasq import retry
+from asynctasq.config.records import MAX_DELAY_SECONDS
 from asynctasq.drivers.protocol import (
     MAX_ERROR_MESSAGE_BYTES,
     MAX_ERROR_TYPE_BYTES,
@@ -157,12 +158,18 @@ def dead_letter_entry(
 
 
 def next_attempt(message: TaskMessage, attempt: int, delay_seconds: float) -> Outgoing:
-    """Return the message that runs attempt ``attempt + 1``, ``delay_seconds`` from now."""
+    """Return the message that runs attempt ``attempt + 1``, ``delay_seconds`` from now.
+
+    Its lease length is the message's, at most ``MAX_DELAY_SECONDS`` (a message from
+    elsewhere may carry more; dispatch refuses it).
+    """
     return Outgoing(
         queue=message.queue,
         body=encode(attrs.evolve(message, attempt=attempt + 1)),
         delay_seconds=delay_seconds,
-        visibility_timeout_seconds=message.visibility_timeout_seconds,
+        visibility_timeout_seconds=min(
+            message.visibility_timeout_seconds, float(MAX_DELAY_SECONDS)
+        ),
         task_id=message.task_id,
     )
 

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from asynctasq.config.records import MAX_DELAY_SECONDS
 from asynctasq.retry import (
     MAX_BACKOFF_SECONDS,
     DeadLetter,
@@ -177,6 +178,16 @@ def test_a_base_above_the_cap_is_used_as_is() -> None:
     assert backoff_seconds("exponential", 7200.0, 1) == 7200.0
     assert backoff_seconds("exponential", 7200.0, 50) == 7200.0
     assert backoff_seconds("fixed", 7200.0, 50) == 7200.0
+
+
+@pytest.mark.parametrize("strategy", ["fixed", "exponential"])
+@pytest.mark.parametrize("attempt", [1, 2, 10**6])
+def test_no_retry_waits_longer_than_365_days_whatever_the_message_says(
+    strategy: str, attempt: int
+) -> None:
+    # Dispatch refuses retry_delay over the bound; a message from elsewhere is cut to it.
+    assert backoff_seconds(strategy, 1e12, attempt) == MAX_DELAY_SECONDS == 365 * 86_400
+    assert backoff_seconds(strategy, 1e12, attempt, cap_seconds=1e13) == MAX_DELAY_SECONDS
 
 
 def test_a_zero_base_never_waits() -> None:

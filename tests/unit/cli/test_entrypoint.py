@@ -78,7 +78,7 @@ def test_publish_refusal_exits_2_without_traceback(tmp_path: Path) -> None:
             "must be one of: redis, postgres, mysql, rabbitmq, sqs, sqlite, memory",
         ),
         ("--task-defaults-max-attempts", "0", "must be at least 1"),
-        ("--task-defaults-retry-delay", "-5", "must be at least 0"),
+        ("--task-defaults-retry-delay", "-5", "must be between 0 and 31536000 seconds (365 days)"),
         ("--redis-delayed-task-interval", "0", "must be greater than 0"),
         ("--process-pool-size", "0", "must be between 1 and 1024"),
         ("--process-pool-size", "99999999999999999999", "must be between 1 and 1024"),

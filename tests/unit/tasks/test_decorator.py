@@ -98,8 +98,10 @@ def test_the_task_keeps_the_function_metadata() -> None:
         ("max_attempts", 1.5),
         ("retry_strategy", "linear"),
         ("retry_delay", -1),
+        ("retry_delay", 10**12),
         ("timeout", 0),
         ("visibility_timeout", -3),
+        ("visibility_timeout", 10**12),
         ("queue", ""),
     ],
 )

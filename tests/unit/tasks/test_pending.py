@@ -45,9 +45,13 @@ def test_the_arguments_of_a_pending_dispatch_are_read_only() -> None:
     [
         ("max_attempts", 0),
         ("delay", -1),
+        ("delay", 10**12),  # MySQL's DATETIME overflowed; over 365 days is refused
+        ("delay", 365 * 86_400 + 1),
         ("retry_after", -0.5),
+        ("retry_after", 10**12),
         ("timeout", 0),
         ("visibility_timeout", 0),
+        ("visibility_timeout", 10**12),
         ("on_queue", ""),
         ("retry_strategy", "sometimes"),
     ],
@@ -57,6 +61,14 @@ def test_a_bad_chained_value_is_a_config_error_naming_the_method(
 ) -> None:
     with pytest.raises(ConfigError, match=method):
         getattr(plain(1), method)(value)
+
+
+def test_a_delay_over_365_days_is_refused_with_the_bound() -> None:
+    with pytest.raises(ConfigError) as caught:
+        plain(1).delay(10**12)
+    assert str(caught.value).startswith("delay=1000000000000 in .delay() on task ")
+    assert str(caught.value).endswith(": must be a number of seconds from 0 to 31536000 (365 days)")
+    assert plain(1).delay(365 * 86_400).delay_seconds == 365 * 86_400
 
 
 async def test_task_defaults_fill_what_neither_the_task_nor_the_chain_sets() -> None:

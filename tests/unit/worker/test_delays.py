@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from asynctasq.config.records import MAX_DELAY_SECONDS
 from asynctasq.drivers.memory import MemoryDriver
-from asynctasq.drivers.protocol import Outgoing
+from asynctasq.drivers.protocol import Delivery, Outgoing
 from asynctasq.handle import Handle
+from asynctasq.message import TaskMessage, encode
 from asynctasq.tasks import current_task, task
 from asynctasq.worker.maintain import MIN_PAUSE_SECONDS, pause_before_next
 from tests.unit.worker.conftest import memory, work
@@ -83,3 +85,47 @@ async def test_a_delayed_retry_runs_when_due_even_with_a_long_maintenance_interv
     stats = await work(handle, tasks=[flaky], max_tasks=2)
     assert attempts == [1, 2]
     assert (stats.retried, stats.succeeded) == (1, 1)
+
+
+async def test_a_retry_delay_and_lease_over_365_days_from_elsewhere_are_cut_to_it(
+    handle: Handle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dispatch refuses them; a message another producer wrote may still carry them, and
+    # MySQL refused such a retry (DATETIME overflow) on every try until the lease expired.
+    stored: list[Outgoing] = []
+
+    @task
+    async def failing() -> None:
+        raise RuntimeError("fails")
+
+    message = TaskMessage(
+        task_id="t-1",
+        task_name=failing.name,
+        args=(),
+        kwargs={},
+        queue="q",
+        attempt=1,
+        max_attempts=2,
+        retry_strategy="fixed",
+        retry_delay_seconds=1e12,
+        timeout_seconds=None,
+        visibility_timeout_seconds=1e12,
+        correlation_id=None,
+        dispatched_at=0.0,
+        mode="async",
+    )
+    driver = await memory(handle)
+    original = driver.retry
+
+    async def noted(delivery: Delivery, outgoing: Outgoing) -> None:
+        stored.append(outgoing)
+        await original(delivery, outgoing)
+
+    monkeypatch.setattr(driver, "retry", noted)
+    await driver.enqueue(Outgoing("q", encode(message), visibility_timeout_seconds=60))
+    stats = await work(handle, tasks=[failing], max_tasks=1)
+    assert stats.retried == 1
+    [retry] = stored
+    assert retry.delay_seconds == MAX_DELAY_SECONDS
+    assert retry.visibility_timeout_seconds == MAX_DELAY_SECONDS
+    assert (await driver.sizes("q")).delayed == 1
