@@ -11,14 +11,22 @@ begun is settled like a failure with :class:`~asynctasq.errors.TaskCancelledErro
 * no attempt left -> dead-lettered with that reason (``failed()`` is not called: the worker
   is stopping and will not wait for more user code).
 
-A delivery that never began (claimed, still being decoded, or settling an earlier
-outcome) is released without using an attempt, as buffered ones are. Each broker call is
-made once: if it fails the lease expires and the broker delivers the message again, with
-the attempt counted by its raised delivery count.
+A delivery whose execution had ended but whose outcome (a retry, a dead letter) was still
+being stored — the broker kept refusing it — also used its attempt. It is neither released
+(that would undo the count and run the attempt again as if it never happened) nor settled
+again: it is left to its lease. When the lease expires the broker delivers it again with
+the attempt counted, and the next worker retries it or, if that was its last attempt,
+dead-letters it as ``WorkerLostError`` (the real error is in this worker's log).
+
+A delivery that never began (claimed, still being decoded, or storing a dead letter for a
+message that could not run) is released without using an attempt, as buffered ones are.
+Each broker call is made once: if it fails the lease expires and the broker delivers the
+message again, with the attempt counted by its raised delivery count.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -37,16 +45,43 @@ from asynctasq.worker.settle import (
 )
 from asynctasq.worker.state import Job, WorkerState
 
+logger = logging.getLogger("asynctasq.worker")
+
 REASON = "cancelled at shutdown"
 
 
 async def settle_cancelled(state: WorkerState, jobs: Sequence[Job]) -> None:
-    """Retry or dead-letter the started ``jobs``; release the others (no attempt used)."""
-    unstarted = [job for job in jobs if job.running_since is None or job.message is None]
+    """Settle the cancelled ``jobs``: each started one used an attempt, the others did not.
+
+    Running ones are retried or dead-lettered, those storing an outcome are left to their
+    lease, the ones that never ran are released (see the module doc).
+    """
+    unstarted = [job for job in jobs if not job.ran or job.message is None]
     await release_jobs(state, unstarted, "cancelled before they started")
     for job in jobs:
-        if job.running_since is not None and job.message is not None:
+        if not job.ran or job.message is None:
+            continue
+        if job.running_since is not None:
             await _settle(state, job, job.message, job.running_since)
+        else:
+            _leave_to_lease(state, job, job.message)
+
+
+def _leave_to_lease(state: WorkerState, job: Job, message: TaskMessage) -> None:
+    """Let the lease of a job whose outcome could not be stored expire (attempt counted)."""
+    attempt = retry.effective_attempt(message.attempt, job.delivery.delivery_count)
+    logger.warning(
+        "task %s %s queue=%s attempt %d/%d: its outcome could not be stored before the "
+        "worker stopped; left to its lease (%g s): the broker then delivers it again with "
+        "this attempt counted",
+        message.task_id,
+        message.task_name,
+        job.delivery.queue,
+        attempt,
+        message.max_attempts,
+        job.delivery.visibility_timeout_seconds,
+    )
+    state.held.discard(job)
 
 
 async def _settle(state: WorkerState, job: Job, message: TaskMessage, since: float) -> None:

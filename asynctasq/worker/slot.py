@@ -123,6 +123,7 @@ async def process(state: WorkerState, job: Job) -> None:
             await _lost(state, job, message, attempt - 1, lost.reason, invocation, definition.mode)
             return
         job.running_since = time.monotonic()  # from here a cancellation uses the attempt
+        job.ran = True
         task_started(state, message, attempt)
         error = await execute(
             invocation, definition.mode, message, job, state.threads, state.process_pool

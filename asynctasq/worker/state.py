@@ -113,6 +113,8 @@ class Job:
         thread: the sync call running for it, if any.
         running_since: monotonic time its execution began, while it runs (else ``None``):
             a job cancelled at shutdown then used an attempt.
+        ran: its execution began (it stays True while the outcome is being stored): the
+            delivery used an attempt and must never be released as unstarted.
     """
 
     delivery: Delivery
@@ -121,6 +123,7 @@ class Job:
     message: TaskMessage | None = None
     thread: ThreadCall | None = None
     running_since: float | None = None
+    ran: bool = False
 
 
 def new_job(delivery: Delivery, now: float) -> Job:

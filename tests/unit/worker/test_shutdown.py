@@ -6,9 +6,11 @@ import asyncio
 import os
 import signal
 import threading
+import time
 
 import pytest
 
+from asynctasq.errors import DriverError
 from asynctasq.handle import Handle
 from asynctasq.tasks import current_task, dispatch_many, task
 from asynctasq.worker import Shutdown, run_worker
@@ -220,3 +222,55 @@ async def test_an_idle_worker_stops_promptly_on_request(handle: Handle) -> None:
     assert stats.handled == 0
     driver = await memory(handle)
     assert (await driver.sizes("q")).in_flight == 0
+
+
+@pytest.mark.parametrize("outcome", ["dead_letter", "retry"])
+async def test_a_task_whose_outcome_cannot_be_stored_at_shutdown_keeps_its_attempt_counted(
+    handle: Handle,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    outcome: str,
+) -> None:
+    # It ran; storing its retry or dead letter kept failing until the worker stopped.
+    # Releasing it as unstarted undid the count: a max_attempts=1 task ran twice as attempt 1.
+    runs: list[int] = []
+    refused = asyncio.Event()
+
+    @task(max_attempts=1 if outcome == "dead_letter" else 2, retry_delay=0)
+    async def fails() -> None:
+        info = current_task()
+        assert info is not None
+        runs.append(info.attempt)
+        raise ValueError("the real error")
+
+    driver = await memory(handle)
+    original = getattr(driver, outcome)
+
+    async def refusing(*args: object) -> None:
+        refused.set()
+        raise DriverError("memory", outcome, "injected refusal")
+
+    await fails().dispatch()
+    monkeypatch.setattr(driver, outcome, refusing)
+    shutdown = Shutdown()
+    worker = asyncio.get_running_loop().create_task(
+        work(handle, tasks=[fails], shutdown=shutdown, shutdown_grace_seconds=0, wait_seconds=0.01)
+    )
+    await refused.wait()
+    shutdown.request()
+    stats = await worker
+    assert (stats.released, stats.retried, stats.dead_lettered) == (0, 0, 0)
+    left = await sizes(handle)
+    assert (left.ready, left.in_flight) == (0, 1)  # left to its lease, not released
+    assert "its outcome could not be stored before the worker stopped" in caplog.text
+    monkeypatch.setattr(driver, outcome, original)
+    later = time.monotonic() + 7200  # the 3600 s lease has expired
+    monkeypatch.setattr(driver, "_clock", lambda: later)
+    stats = await work(handle, tasks=[fails], max_tasks=1)
+    if outcome == "dead_letter":
+        assert runs == [1]  # not run again: its one attempt was used
+        [entry] = await driver.dead_letters("q")
+        assert (entry.error_type, entry.attempts) == ("WorkerLostError", 1)
+    else:
+        assert runs == [1, 2]  # the next run is attempt 2
+    assert stats.dead_lettered == 1
