@@ -233,7 +233,15 @@ class Driver(Protocol):
         """
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Remove finished messages. A delivery whose lease was lost is skipped, not an error."""
+        """Remove finished messages. A delivery whose lease was lost is skipped, not an error.
+
+        The worker repeats a failed ack for as long as it runs, also after the lease
+        expired (an outage longer than the visibility timeout), so a late ack must be safe:
+        a message handed to another consumer since is never removed by the old delivery
+        (SQL: the lease token; Redis: the exact in-flight member; RabbitMQ: never another
+        channel's delivery tag; SQS: no stale receipt handle), while one nobody took yet
+        may be removed — the task did finish.
+        """
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Make unfinished messages deliverable again at once (shutdown), without a new attempt.

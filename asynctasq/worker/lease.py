@@ -42,27 +42,41 @@ def next_tick(held: set[Job], now: float) -> float:
     return min(MAX_TICK_SECONDS, max(MIN_TICK_SECONDS, soonest - now))
 
 
-async def renew(driver: Driver, jobs: list[Job], now: float) -> bool:
-    """Extend the leases of ``jobs`` in one ``driver.extend`` call; return whether it worked."""
+async def renew(driver: Driver, jobs: list[Job], now: float, failures: int = 0) -> int:
+    """Extend the leases of ``jobs`` in one ``driver.extend`` call.
+
+    Args:
+        driver: the driver to call.
+        jobs: the due jobs.
+        now: the monotonic time they were found due.
+        failures: how many renewals in a row failed before this one.
+
+    Returns:
+        The failures in a row after this call: 0 if it worked, else ``failures + 1``
+        (logged with that count; the jobs are tried again in :data:`RETRY_SECONDS`).
+    """
     try:
         await driver.extend([job.delivery for job in jobs])
     except Exception as exc:  # tried again shortly
-        log_failure(f"lease renewal of {len(jobs)} deliveries", exc, 1)
+        log_failure(f"lease renewal of {len(jobs)} deliveries", exc, failures + 1)
         for job in jobs:
             job.extend_at = now + RETRY_SECONDS
-        return False
+        return failures + 1
     for job in jobs:
         lease = job.delivery.visibility_timeout_seconds
         job.extend_at = now + lease / 3.0
         job.deadline = now + lease
-    return True
+    if failures:
+        logger.warning("lease renewal works again after %d failures", failures)
+    return 0
 
 
 async def run_leases(state: WorkerState) -> None:
     """Renew due leases until cancelled."""
+    failures = 0
     while True:
         now = time.monotonic()
         due = due_jobs(state.held, now)
         if due:
-            await renew(state.driver, due, now)
+            failures = await renew(state.driver, due, now, failures)
         await state.sleep_until_lease_due(next_tick(state.held, time.monotonic()))

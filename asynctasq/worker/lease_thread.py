@@ -84,12 +84,13 @@ class LeaseThread:
         driver = self._build()
         await driver.open()
         self._ready.set()
+        failures = 0
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
                 due = due_jobs(self.state.held.copy(), now)
                 if due:
-                    await renew(driver, due, now)
+                    failures = await renew(driver, due, now, failures)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(TICK_SECONDS):
                         await self._wake.wait()

@@ -253,8 +253,11 @@ async def run_ack_flusher(state: WorkerState) -> None:
     """Ack finished jobs in batches: whatever piled up since the last call, in one call.
 
     Returns once ``state.acking`` is False and nothing is left to ack. A failed ack is
-    retried (capped backoff) while the jobs' leases last; after that the broker delivers
-    them again (at-least-once).
+    retried (capped backoff) for as long as the worker runs, even past the jobs' leases: a
+    driver's ``ack`` skips a delivery another consumer has taken since (the protocol's
+    rule), so a late ack is safe, and one that lands before the message was handed out
+    again spares the task a second run. What is still unacked when the worker stops is
+    logged by ``run_worker``; the broker delivers it again (at-least-once).
     """
     failures = 0
     while True:
@@ -264,7 +267,7 @@ async def run_ack_flusher(state: WorkerState) -> None:
             state.ack_waiter = asyncio.get_running_loop().create_future()
             await state.ack_waiter
             continue
-        if not await flush_acks(state):  # the failed batch was put back
+        if not await flush_acks(state, failures):  # the failed batch was put back
             failures += 1
             await asyncio.sleep(pause_seconds(failures))
         elif failures:
@@ -272,8 +275,12 @@ async def run_ack_flusher(state: WorkerState) -> None:
             failures = 0
 
 
-async def flush_acks(state: WorkerState) -> bool:
-    """Ack every queued job in one call; on failure put back those whose lease may live.
+async def flush_acks(state: WorkerState, failures: int = 0) -> bool:
+    """Ack every queued job in one call; on failure put the batch back for the next call.
+
+    Args:
+        state: the worker run.
+        failures: how many ack calls in a row failed before this one (for the log line).
 
     Returns:
         False if the ack call failed, else True. Jobs that finish while the call is in
@@ -287,14 +294,9 @@ async def flush_acks(state: WorkerState) -> bool:
     except asyncio.CancelledError:
         state.acks[:0] = batch  # the final flush acks them (twice is harmless)
         raise
-    except Exception as exc:  # retried by the flusher
-        log_failure(f"ack of {len(batch)} tasks", exc, 1)
-        now = time.monotonic()
-        keep = [job for job in batch if job.deadline > now]
-        state.acks[:0] = keep
-        for job in batch:
-            if job.deadline <= now:
-                state.held.discard(job)
+    except Exception as exc:  # retried by the flusher, past the leases (see run_ack_flusher)
+        log_failure(f"ack of {len(batch)} tasks", exc, failures + 1)
+        state.acks[:0] = batch
         return False
     state.succeeded += len(batch)
     held = state.held

@@ -205,6 +205,26 @@ async def test_an_expired_lease_is_delivered_again_with_a_higher_count(broker: B
     assert await broker.driver.sizes(q) == QueueSizes(0, 0, 0, 0)
 
 
+async def test_a_late_ack_removes_a_message_nobody_took_again(broker: Broker) -> None:
+    # The worker repeats a failed ack past the lease (an outage longer than the visibility
+    # timeout): an ack after the lease expired, before anyone took the message again,
+    # removes it, so the finished task does not run twice. SQS cannot tell a stale receipt
+    # handle from a live one, so its driver skips leases past their deadline: it comes back.
+    q = broker.queue()
+    await broker.driver.enqueue(out(q, b"finished", visibility_timeout_seconds=0.3))
+    [late] = await take(broker.driver, [q])
+    # The lease expires (SQS' timeouts are whole seconds: 1 s); no maintain, no other consumer.
+    await anyio.sleep(1.3 if broker.name == "sqs" else 0.5)
+    await broker.driver.ack([late])
+    if broker.name == "sqs":
+        [again] = await redelivered(broker, q)
+        assert again.body == b"finished"
+        await broker.driver.ack([again])
+    assert await broker.driver.sizes(q) == QueueSizes(0, 0, 0, 0)
+    await broker.driver.maintain([q])
+    assert await take(broker.driver, [q]) == []
+
+
 async def test_extending_a_lease_keeps_the_message_from_anyone_else(broker: Broker) -> None:
     # C06: a healthy long task keeps its lease past several visibility timeouts.
     q = broker.queue()

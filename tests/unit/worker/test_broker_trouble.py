@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from asynctasq.errors import DriverError
 from asynctasq.handle import Handle
 from asynctasq.tasks import dispatch_many, task
+from asynctasq.worker import Shutdown
 from asynctasq.worker.recovery import MAX_PAUSE_SECONDS, pause_seconds
 from tests.unit.worker.conftest import dead, memory, sizes, work
 
@@ -114,3 +116,61 @@ async def test_tasks_finishing_during_a_slow_ack_are_not_counted_as_ack_failures
     assert len(ack_sizes) > 1  # acks did pile up behind a call
     assert sleeps == []
     assert "acks work again" not in caplog.text
+
+
+async def test_an_ack_outage_longer_than_the_lease_still_acks_the_finished_task(
+    handle: Handle, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Failed acks are kept past the lease: the driver skips them only if the task was
+    handed out again. Dropping them at the lease's end made every finished task run again."""
+    runs: list[int] = []
+    third_failure = asyncio.Event()
+    acked = asyncio.Event()
+    down = {"ack": True, "extend": True, "maintain": True, "dequeue": True}
+    ack_failures: list[int] = []
+
+    @task
+    async def done() -> None:
+        runs.append(1)
+
+    driver = await memory(handle)
+    for name in down:
+        original: Callable[..., Awaitable[Any]] = getattr(driver, name)
+
+        def outage(name: str = name, original: Callable[..., Awaitable[Any]] = original) -> Any:
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                if down[name]:
+                    if name == "ack":
+                        ack_failures.append(1)
+                        if len(ack_failures) == 3:  # 0.3 s after the first: past the lease
+                            down["ack"] = False
+                            third_failure.set()
+                    raise DriverError("memory", name, "injected outage")
+                result = await original(*args, **kwargs)
+                if name == "ack":
+                    acked.set()
+                return result
+
+            return call
+
+        if name != "dequeue":
+            monkeypatch.setattr(driver, name, outage())
+    await done().visibility_timeout(0.2).dispatch()
+    shutdown = Shutdown()
+    worker = asyncio.get_running_loop().create_task(
+        work(handle, tasks=[done], shutdown=shutdown, wait_seconds=0.01)
+    )
+    await third_failure.wait()
+    monkeypatch.setattr(driver, "dequeue", outage("dequeue"))  # nobody takes it meanwhile
+    with anyio.fail_after(10):  # before the fix the ack was dropped: this never came
+        await acked.wait()
+    down["extend"] = down["maintain"] = down["dequeue"] = False
+    shutdown.request()
+    stats = await worker
+    assert runs == [1]
+    assert stats.succeeded == 1
+    left = await sizes(handle)
+    assert (left.ready, left.in_flight) == (0, 0)
+    assert "ack of 1 tasks failed (3 in a row)" in caplog.text
+    assert "acks work again after 3 failures" in caplog.text
+    assert "lease renewal of 1 deliveries failed (2 in a row)" in caplog.text
