@@ -56,6 +56,7 @@ from asynctasq import context
 from asynctasq.drivers import build_driver
 from asynctasq.handle import Handle
 from asynctasq.orm import ModelLoader
+from asynctasq.tasks.infrastructure.guard import refuse_in_pool_process
 from asynctasq.tasks.registry import Registry, TaskSource
 from asynctasq.worker.cancelled import settle_cancelled
 from asynctasq.worker.fetch import release_jobs, run_fetcher
@@ -137,9 +138,14 @@ async def run_worker(
     Raises:
         ConfigError: a setting is out of range or two tasks share a name (before anything
             connects), or the driver is unknown.
+        ProcessPoolUnavailableError: called in a pool process (a script that starts its
+            worker at import, without ``if __name__ == "__main__":``), or the pool could
+            not start (``PoolProcessRefusedError`` when its processes refused the task
+            modules for that reason).
         TypeError: ``tasks`` is not a registry nor a list of modules, tasks and task classes.
         DriverError: the broker cannot be reached when the worker starts.
     """
+    refuse_in_pool_process("run_worker() was called")
     settings = WorkerSettings(
         queues=tuple(queues) if queues is not None else (handle.config.task_defaults.queue,),
         concurrency=concurrency,

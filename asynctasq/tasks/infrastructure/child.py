@@ -16,6 +16,11 @@ What a pool process keeps (all in one :class:`ChildState`, nothing at module lev
   and used for every async task; otherwise each async task gets a new loop, closed after
   it (with the services the handle opened on it), and the first such task logs a warning.
 
+A pool process marks itself (:func:`~asynctasq.tasks.infrastructure.guard.mark_pool_process`)
+before it imports anything: a task module that runs a worker or starts a pool when imported
+(a script without ``if __name__ == "__main__":``) is refused there, and the refusal is
+sent back as a :class:`~asynctasq.tasks.infrastructure.frames.Ready` with ``fatal`` set.
+
 Signals: SIGINT and SIGTERM are ignored, so a Ctrl-C or a stop signal sent to the whole
 process group leaves running tasks to the worker's grace period; the worker ends a pool
 process with :class:`~asynctasq.tasks.infrastructure.frames.Stop` or SIGKILL. A pool
@@ -63,6 +68,7 @@ from asynctasq.tasks.infrastructure.frames import (
     decode_frame,
     encode_frame,
 )
+from asynctasq.tasks.infrastructure.guard import PoolProcessRefusedError, mark_pool_process
 from asynctasq.tasks.registry import Registry, build_registry
 
 logger = logging.getLogger("asynctasq.pool")
@@ -135,6 +141,10 @@ class ChildState:
             modules = [importlib.import_module(name) for name in spec.modules]
             registry = build_registry(modules)
         except Exception as exc:
+            refused = refusal_in(exc)
+            if refused is not None:
+                text = f"importing the task modules {list(spec.modules)}: {refused}"
+                return Ready(os.getpid(), text, fatal=True)
             return Ready(
                 os.getpid(),
                 f"cannot load the task modules {list(spec.modules)}: {type(exc).__name__}: {exc}",
@@ -210,6 +220,18 @@ class ChildState:
             asyncio.set_event_loop(None)
 
 
+def refusal_in(error: BaseException) -> PoolProcessRefusedError | None:
+    """Return the :class:`PoolProcessRefusedError` ``error`` is or was raised from, if any."""
+    seen: set[int] = set()
+    found: BaseException | None = error
+    while found is not None and id(found) not in seen:
+        if isinstance(found, PoolProcessRefusedError):
+            return found
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return None
+
+
 def reply_bytes(reply: Done | Failed, task_name: str) -> bytes:
     """Encode ``reply``; a value or exception that cannot cross becomes a readable error.
 
@@ -276,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     arguments = sys.argv[1:] if argv is None else argv
     descriptor = int(arguments[0])
     os.set_inheritable(descriptor, False)  # a task's own subprocesses must not hold it
+    mark_pool_process()  # it must never start a worker or pool processes of its own
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     watch_parent(os.getppid())

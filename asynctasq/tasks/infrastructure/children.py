@@ -7,7 +7,9 @@ How a pool process is started, and why not with :mod:`multiprocessing`: the work
 never ``fork``, which would copy a worker that has threads (lease renewal, sync tasks)
 and a running event loop with open broker sockets. Unlike ``spawn`` and ``forkserver``
 it does not run the worker's ``__main__`` script again in every child, so a script
-without an ``if __name__ == "__main__":`` guard (such as the seed's example) works. And
+without an ``if __name__ == "__main__":`` guard (such as the seed's example) works —
+unless the script defines process-pool tasks: then pool processes import it, and
+:mod:`~asynctasq.tasks.infrastructure.guard` stops what it starts at import. And
 owning each process, rather than handing work to ``ProcessPoolExecutor``, is what lets
 the worker kill exactly the process of a task past its timeout, and tell which task a
 dead process was running (FIELD-CASES C39) — an executor can do neither, and one dead
@@ -41,6 +43,7 @@ from asynctasq.tasks.infrastructure.frames import (
     decode_frame,
     encode_frame,
 )
+from asynctasq.tasks.infrastructure.guard import PoolProcessRefusedError
 
 START_TIMEOUT_SECONDS = 60.0
 """How long a new pool process may take to start and import the task modules."""
@@ -126,6 +129,8 @@ class PoolProcess:
 
         Raises:
             ProcessPoolUnavailableError: the process died or could not load ``spec``.
+            PoolProcessRefusedError: importing ``spec``'s modules started a worker or a
+                pool there (an unguarded script): no process ever will load them.
         """
         what = "start" if isinstance(frame, Setup) else "reconfiguration"
         try:
@@ -141,6 +146,8 @@ class PoolProcess:
                 f"pool process {self.pid} did not finish its {what} within "
                 f"{START_TIMEOUT_SECONDS:g} s"
             ) from None
+        if isinstance(reply, Ready) and reply.fatal:
+            raise PoolProcessRefusedError(f"pool process {self.pid} refused: {reply.error}")
         if not isinstance(reply, Ready) or reply.error:
             reason = reply.error if isinstance(reply, Ready) else repr(reply)
             raise ProcessPoolUnavailableError(f"pool process {self.pid}: {reason}")

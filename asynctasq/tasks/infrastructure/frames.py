@@ -101,10 +101,13 @@ class Ready:
         pid: the pool process's pid.
         error: ``""`` when ready; otherwise the reason it cannot run tasks (e.g. a task
             module that fails to import there).
+        fatal: no pool process will ever load these modules: importing them started a
+            worker or a pool (:mod:`asynctasq.tasks.infrastructure.guard`).
     """
 
     pid: int
     error: str = ""
+    fatal: bool = False
 
 
 @attrs.frozen

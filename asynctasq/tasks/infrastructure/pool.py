@@ -10,7 +10,11 @@ Rules (FIELD-CASES C39):
   next needs one — and tasks waiting for a process are never stranded;
 * a dead process fails only the task it was running, with
   :class:`~asynctasq.errors.PoolProcessDiedError` saying how it ended; the pool and
-  the other processes carry on.
+  the other processes carry on;
+* a process that refuses its task modules because importing them started a worker or a
+  pool (:mod:`~asynctasq.tasks.infrastructure.guard`) stops the pool from starting more:
+  the waiting and later tasks fail with that refusal until other modules are bound; and
+  in a pool process, no pool starts a process at all.
 
 A pool is used from one event loop at a time (the worker's) but keeps no loop-bound
 object between calls.
@@ -36,6 +40,7 @@ from asynctasq.tasks.infrastructure.frames import (
     Run,
     encode_frame,
 )
+from asynctasq.tasks.infrastructure.guard import PoolProcessRefusedError, refuse_in_pool_process
 
 logger = logging.getLogger("asynctasq.pool")
 
@@ -54,6 +59,7 @@ class ProcessPool:
         initialized: processes get a warm event loop and are replaced at once.
         spec: what new processes load (the worker's task modules and configuration).
         started: how many processes this pool has started in total.
+        refusal: why no process can load :attr:`spec` (an unguarded script), or ``None``.
     """
 
     def __init__(self, size: int, max_tasks_per_child: int | None) -> None:
@@ -62,6 +68,7 @@ class ProcessPool:
         self.initialized = False
         self.spec: ChildSpec | None = None
         self.started = 0
+        self.refusal: PoolProcessRefusedError | None = None
         self.closed = False
         self._processes: set[PoolProcess] = set()
         self._idle: deque[PoolProcess] = deque()
@@ -104,10 +111,22 @@ class ProcessPool:
     async def _configure(self, process: PoolProcess, spec: ChildSpec) -> None:
         try:
             await process.load(Configure(spec), spec)
-        except BaseException:
+        except BaseException as exc:
             self._retire(process, kill=True)
+            self._refused(exc)
             raise
         self._release(process)
+
+    def _refused(self, error: BaseException) -> None:
+        """After a process refused the task modules: fail every waiting task, start no more."""
+        if not isinstance(error, PoolProcessRefusedError) or self.refusal is not None:
+            return
+        self.refusal = error
+        logger.error("the process pool stops starting processes: %s", error)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(PoolProcessRefusedError(str(error)))
 
     async def run(self, frame: Run, timeout_seconds: float | None) -> Done | Failed:
         """Run one task execution in a pool process and return its answer.
@@ -150,8 +169,9 @@ class ProcessPool:
         except SerializationError:  # the reply could not be read; the process is fine
             self._answered(process)
             raise
-        except BaseException:  # past the timeout, cancelled, or it could not load the tasks
+        except BaseException as exc:  # past the timeout, cancelled, or it could not load
             self._retire(process, kill=True)
+            self._refused(exc)
             raise
         self._answered(process)
         if not isinstance(reply, Done | Failed):
@@ -170,10 +190,16 @@ class ProcessPool:
         limit = self.max_tasks_per_child
         return limit is not None and process.tasks_done >= limit
 
+    def _check_usable(self) -> None:
+        """Raise if no task can get a process: the pool is shut down, or was refused."""
+        if self.closed:
+            raise ProcessPoolUnavailableError("the process pool has been shut down")
+        if self.refusal is not None:
+            raise PoolProcessRefusedError(str(self.refusal))
+
     async def _acquire(self) -> PoolProcess:
         while True:
-            if self.closed:
-                raise ProcessPoolUnavailableError("the process pool has been shut down")
+            self._check_usable()
             while self._idle:
                 process = self._idle.popleft()
                 if process.alive():
@@ -186,7 +212,7 @@ class ProcessPool:
             try:
                 found = await waiter
             except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                     handed = waiter.result()
                     if handed is not None:
                         self._release(handed)
@@ -200,7 +226,15 @@ class ProcessPool:
                 return found
 
     async def _start(self) -> PoolProcess:
-        """Start one process (counted while starting) and return it, busy."""
+        """Start one process (counted while starting) and return it, busy.
+
+        Raises:
+            PoolProcessRefusedError: this is a pool process, or the task modules start a
+                worker or a pool when imported (then no process will be started again).
+            ProcessPoolUnavailableError: the process could not start or load the modules.
+        """
+        refuse_in_pool_process("a process pool was asked to start a process")
+        self._check_usable()
         self._starting += 1
         try:
             process = await PoolProcess.start(
@@ -208,7 +242,8 @@ class ProcessPool:
                 log_level=logging.getLogger("asynctasq").getEffectiveLevel(),
                 spec=self.spec,
             )
-        except BaseException:
+        except BaseException as exc:
+            self._refused(exc)
             self._wake(None)  # the place is free again: let a waiting task try
             raise
         finally:
@@ -252,7 +287,9 @@ class ProcessPool:
             self._spawn(self._refill())
 
     async def _refill(self) -> None:
-        if self.closed or len(self._processes) + self._starting >= self.size:
+        if self.closed or self.refusal is not None:
+            return
+        if len(self._processes) + self._starting >= self.size:
             return
         try:
             self._release(await self._start())

@@ -181,8 +181,15 @@ class ProcessPoolManager:
         """Have the pool processes load ``spec`` (a worker's task modules and configuration).
 
         Idle processes load it now; busy ones before their next task; new ones at start.
+        A refusal of the previous modules (:mod:`~asynctasq.tasks.infrastructure.guard`)
+        is forgotten.
+
+        Raises:
+            ProcessPoolUnavailableError: an idle process could not load ``spec``
+                (``PoolProcessRefusedError``: importing it starts a worker or a pool).
         """
         self._pool.spec = spec
+        self._pool.refusal = None
         await self._pool.configure_idle()
 
     async def run(self, frame: Run, timeout_seconds: float | None) -> Done | Failed:

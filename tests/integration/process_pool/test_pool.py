@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -296,3 +297,47 @@ def test_pool_processes_exit_when_their_worker_is_killed(tmp_path: Path) -> None
             owner.wait(10)
         if owner.stdout is not None:
             owner.stdout.close()
+
+
+UNGUARDED = "tests.integration.process_pool.unguarded_tasks"
+
+
+def test_a_script_without_a_main_guard_stops_its_worker_instead_of_forking_without_end() -> None:
+    """Its pool process imports the script, which runs the worker again: refused, not looped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASQ_")}
+    script = subprocess.Popen(
+        [sys.executable, "-m", UNGUARDED],
+        cwd=REPO_ROOT,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # every process it starts can be ended with it
+    )
+    try:
+        _, stderr = script.communicate(timeout=90)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script.pid, signal.SIGKILL)
+        script.wait(10)
+    assert script.returncode == 1, stderr
+    assert "PoolProcessRefusedError: pool process" in stderr
+    assert "run_worker() was called in a pool process" in stderr
+    assert 'Put that call under `if __name__ == "__main__":`' in stderr
+
+
+async def test_a_pool_started_on_demand_stops_starting_processes_its_modules_refuse(
+    memory_handle: Handle, run_task: RunTask, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager = ProcessPoolManager(1)  # not initialised: processes start when tasks need one
+    try:
+        await manager.bind(child_spec(memory_handle, (UNGUARDED,)))
+        errors = []
+        for _ in range(3):
+            with pytest.raises(ProcessPoolUnavailableError) as caught:
+                await run_task(manager, pool_tasks.echo(1))
+            errors.append(str(caught.value))
+    finally:
+        await manager.shutdown()
+    assert "run_worker() was called in a pool process" in errors[0]
+    assert errors == [errors[0]] * 3  # one pool process (its pid is in the text) refused
+    assert caplog.text.count("the process pool stops starting processes") == 1

@@ -22,7 +22,7 @@ from asynctasq.handle import Handle, configured
 from asynctasq.message import TaskMessage
 from asynctasq.tasks import task
 from asynctasq.tasks.dispatch import build_message
-from asynctasq.tasks.infrastructure.child import ChildState, reply_bytes
+from asynctasq.tasks.infrastructure.child import ChildState, refusal_in, reply_bytes
 from asynctasq.tasks.infrastructure.children import describe_exit
 from asynctasq.tasks.infrastructure.frames import (
     Done,
@@ -32,6 +32,11 @@ from asynctasq.tasks.infrastructure.frames import (
     Setup,
     decode_frame,
     encode_frame,
+)
+from asynctasq.tasks.infrastructure.guard import (
+    POOL_PROCESS_VARIABLE,
+    PoolProcessRefusedError,
+    in_pool_process,
 )
 from asynctasq.tasks.infrastructure.process_pool_manager import (
     ProcessPoolManager,
@@ -290,3 +295,49 @@ def test_a_pool_process_finds_only_the_tasks_of_the_modules_it_was_given() -> No
     assert isinstance(reply, Failed)
     assert "unknown task" in str(reply.error)
     assert "not defined in the task modules the worker gave it" in str(reply.error)
+
+
+@pytest.fixture
+def as_pool_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mark this test process as a pool process, as the pool-process program does."""
+    monkeypatch.setenv(POOL_PROCESS_VARIABLE, str(os.getpid()))
+
+
+def test_only_the_process_that_marked_itself_is_a_pool_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert not in_pool_process()
+    monkeypatch.setenv(POOL_PROCESS_VARIABLE, str(os.getpid() + 1))  # a task's subprocess
+    assert not in_pool_process()
+    monkeypatch.setenv(POOL_PROCESS_VARIABLE, str(os.getpid()))
+    assert in_pool_process()
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("as_pool_process")
+async def test_a_pool_process_refuses_to_run_a_worker_naming_the_missing_main_guard() -> None:
+    async with configured(driver="memory") as handle:
+        with pytest.raises(ProcessPoolUnavailableError) as caught:
+            await asynctasq.run_worker(handle, tasks=[pool_child_tasks], max_tasks=1)
+    text = str(caught.value)
+    assert text.startswith(f"run_worker() was called in a pool process (pid {os.getpid()})")
+    assert 'Put that call under `if __name__ == "__main__":`' in text
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("as_pool_process")
+async def test_a_pool_process_starts_no_pool_processes_of_its_own() -> None:
+    manager = ProcessPoolManager(1)
+    with pytest.raises(PoolProcessRefusedError) as caught:
+        await manager.initialize()
+    assert "a process pool was asked to start a process in a pool process" in str(caught.value)
+    assert (manager.processes_started, manager.pids) == (0, ())
+
+
+def test_a_refusal_is_found_behind_what_the_import_raised_instead() -> None:
+    refusal = PoolProcessRefusedError("no")
+    outer = RuntimeError("asyncio.run() failed")
+    outer.__context__ = refusal  # what `raise ... from None` inside an except keeps
+    outer.__suppress_context__ = True
+    assert refusal_in(outer) is refusal
+    assert refusal_in(ValueError("other")) is None
