@@ -7,9 +7,11 @@ reply: the element is then this worker's alone, so the task can start at once wh
 lease is written in the background (``ADOPT``: grab list -> processing set). That saves
 the claim round trip on the latency path of an idle worker.
 
-Crash safety: before each ``BLMOVE`` the grab list is registered in
-:data:`~asynctasq.drivers.redis_format.GRABS_KEY` until server time + the block time +
-:data:`GRAB_MARGIN_SECONDS` (same pipeline, no extra round trip). If the worker dies
+Crash safety: a ``BLMOVE`` only runs while its grab list is registered in
+:data:`~asynctasq.drivers.redis_format.GRABS_KEY` until at least the end of its block time +
+:data:`GRAB_MARGIN_SECONDS`; when less is left, the registration is renewed (for the block
+time + twice the margin) in the same pipeline as the ``BLMOVE`` (no extra round trip; the
+other waits are a plain ``BLMOVE``, cheaper to parse). If the worker dies
 between the move and the adoption, the registration lapses and any worker's ``MAINTAIN``
 puts the element back at the front of its queue with its delivery count raised (the
 attempt may have started, so a message that kills its worker still reaches the
@@ -30,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -72,18 +76,26 @@ class ReadyWatch:
         self._signal: asyncio.Future[None] | None = None
         self._returns: set[asyncio.Task[None]] = set()
         self._error: BaseException | None = None
+        self._registered_until: dict[str, float] = {}  # grab list -> monotonic deadline
         self.grabbed_keys: set[str] = set()
         """Every grab list this watch has registered (for the driver's ``close``)."""
 
     async def _block(self, key: str, seconds: float) -> None:
         grab = self._grab_key(key)
         self.grabbed_keys.add(grab)
-        hold_ms = form.to_ms(seconds + GRAB_MARGIN_SECONDS)
-        async with self._client.pipeline(transaction=False) as pipe:
-            await self._register([form.GRABS_KEY], [grab, hold_ms], client=pipe)
-            # redis-py types the timeout as int; Redis >= 6 takes fractional seconds.
-            pipe.blmove(key, grab, seconds, "RIGHT", "LEFT")  # type: ignore[arg-type]
-            _, moved = await pipe.execute()
+        now = time.monotonic()
+        moved: bytes | None
+        # redis-py types the timeout as int; Redis >= 6 takes fractional seconds.
+        if self._registered_until.get(grab, 0.0) >= now + seconds + GRAB_MARGIN_SECONDS:
+            block: Any = seconds  # redis-py types it as int
+            moved = await self._client.blmove(key, grab, block, "RIGHT", "LEFT")  # type: ignore[assignment]
+        else:  # (re)register for twice the margin, in the same round trip as the wait
+            hold = seconds + 2 * GRAB_MARGIN_SECONDS
+            async with self._client.pipeline(transaction=False) as pipe:
+                await self._register([form.GRABS_KEY], [grab, form.to_ms(hold)], client=pipe)
+                pipe.blmove(key, grab, seconds, "RIGHT", "LEFT")  # type: ignore[arg-type]
+                _, moved = await pipe.execute()
+            self._registered_until[grab] = now + hold
         if moved is None:
             return
         if self._waiters:
