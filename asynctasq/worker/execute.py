@@ -13,13 +13,16 @@ No broker calls here. Modes (SPEC §3):
   process is killed and the run fails with ``TaskTimeoutError``; a pool process that dies
   fails the run with ``PoolProcessDiedError``; both are retried like any failure. A task
   no pool can run fails with :class:`~asynctasq.errors.ProcessPoolUnavailableError` and
-  is dead-lettered at once.
+  is dead-lettered at once. A task waiting for a free pool process has not started: its
+  ``started`` callback runs when a process takes it (until then a stop request gives its
+  delivery back without using an attempt).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from asynctasq.errors import AsyncTasQError, ProcessPoolUnavailableError, TaskTimeoutError
 from asynctasq.message import TaskMessage
@@ -29,6 +32,10 @@ from asynctasq.tasks.infrastructure.frames import Failed, Run
 from asynctasq.worker.pool import WorkerPool
 from asynctasq.worker.state import Job
 from asynctasq.worker.threads import ThreadRunner
+
+
+def _nothing() -> None:
+    """The default ``started`` callback."""
 
 
 def timeout_error(message: TaskMessage, elapsed_seconds: float) -> TaskTimeoutError:
@@ -90,12 +97,16 @@ async def run_sync(
     return None
 
 
-async def run_process(pool: WorkerPool | None, message: TaskMessage) -> BaseException | None:
+async def run_process(
+    pool: WorkerPool | None, message: TaskMessage, started: Callable[[], None] = _nothing
+) -> BaseException | None:
     """Run a process-pool task's body in a pool process; return its error or ``None``.
 
     The pool process receives the message (name, arguments, ids) and the attempt number;
-    the task's timeout counts from when it got them, and past it the process is killed.
-    ``asyncio.CancelledError`` (a worker abort) kills the process and propagates.
+    ``started()`` is called when a pool process takes it (a task waiting for a free
+    process has not started), and the task's timeout counts from then: past it the
+    process is killed. ``asyncio.CancelledError`` (a worker abort) kills the process and
+    propagates; while the task waits for a process, nothing is killed.
     """
     reason = "" if pool is None else pool.unpoolable.get(message.task_name, "")
     if pool is None or pool.manager is None or reason:
@@ -109,7 +120,7 @@ async def run_process(pool: WorkerPool | None, message: TaskMessage) -> BaseExce
         worker_id=info.worker_id if info is not None else "",
     )
     try:
-        reply = await pool.manager.run(frame, message.timeout_seconds)
+        reply = await pool.manager.run(frame, message.timeout_seconds, started)
     except TimeoutError as exc:  # args[0]: seconds it ran in its pool process
         ran = exc.args[0] if exc.args else message.timeout_seconds or 0.0
         return TaskTimeoutError(f"{timeout_error(message, ran)}; its pool process was killed")
@@ -125,17 +136,22 @@ async def execute(
     job: Job,
     threads: ThreadRunner,
     pool: WorkerPool | None = None,
+    started: Callable[[], None] = _nothing,
 ) -> BaseException | None:
     """Run one execution of ``message`` in ``mode``; return its error, or ``None`` on success.
 
     ``mode`` is the registered task's own (the worker trusts its registry, not the message).
-    ``pool`` runs the process-pool modes (``None``: the worker has none).
+    ``pool`` runs the process-pool modes (``None``: the worker has none). ``started()`` is
+    called when the body really begins: at once for ``async`` and ``sync``, when a pool
+    process takes the task for the process modes (never if no process does).
 
     ``asyncio.CancelledError`` (a worker abort) propagates; every other exception of the
     body, and a timeout (as ``TaskTimeoutError``), is returned.
     """
     if mode == "async":
+        started()
         return await run_async(invocation, message)
     if mode == "sync":
+        started()
         return await run_sync(invocation, message, job, threads)
-    return await run_process(pool, message)
+    return await run_process(pool, message, started)

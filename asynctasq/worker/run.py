@@ -30,7 +30,8 @@ The pieces, each a plain coroutine over one :class:`WorkerState`:
   task runs in it (``process=True``, ``AsyncProcessTask``, ``SyncProcessTask``).
 
 Stopping (SPEC §4, FIELD-CASES C18): on the first stop request fetching stops, buffered
-deliveries are released at once (not an attempt), running tasks get
+deliveries and process tasks still waiting for a free pool process are released at once
+(not an attempt; they had not started), running tasks get
 ``shutdown_grace_seconds`` to finish and settle; then (or at once on a second request)
 running tasks are cancelled and settled like a failure, ``TaskCancelledError`` "cancelled
 at shutdown": retried at once while attempts remain, else dead-lettered
@@ -265,14 +266,19 @@ async def _drain(
 ) -> None:
     """After a stop request: end fetching, release the buffer, give running tasks their grace.
 
-    The fetch loop ends first (a blocking fetch returns within ``wait_seconds``; what it
-    brings is released at once), so our own fetch cannot take back what we release.
+    Tasks waiting for a free pool process have not started: their slots are cancelled at
+    once, so none starts late, and their deliveries are released with the buffer (no
+    attempt used). The fetch loop ends before anything is released (a blocking fetch
+    returns within ``wait_seconds``; what it brings is released at once), so our own
+    fetch cannot take back what we release.
     """
     if not state.shutdown.draining.is_set():
         return
     began = time.monotonic()
     state.wake_slots(-1)
+    unstarted = await _stop_pool_waiting(state, aborted)
     await _stop_fetcher(state, fetcher)
+    await release_jobs(state, unstarted, "waiting for a pool process at the stop request")
     running = [slot for slot in slots if not slot.done()]
     if running:
         grace = max(0.0, state.settings.shutdown_grace_seconds - (time.monotonic() - began))
@@ -291,6 +297,25 @@ async def _drain(
         await asyncio.wait(unfinished)
     tasks_cancelled(state, aborted, "cancelled at shutdown")
     await settle_cancelled(state, aborted)
+
+
+async def _stop_pool_waiting(state: WorkerState, aborted: list[Job]) -> list[Job]:
+    """Cancel the slots of tasks waiting for a free pool process; return their jobs.
+
+    The caller releases them (unstarted) once the fetch loop has ended. A task that got
+    its process meanwhile has begun (``job.ran``): it stays in ``aborted`` and is settled
+    as cancelled with the others.
+    """
+    waiting = dict(state.pool_waiting)
+    if not waiting:
+        return []
+    for slot in waiting.values():
+        slot.cancel()
+    await asyncio.wait(waiting.values())
+    unstarted = [job for job in waiting if job in aborted and not job.ran]
+    for job in unstarted:
+        aborted.remove(job)
+    return unstarted
 
 
 async def _stop_fetcher(state: WorkerState, fetcher: asyncio.Task[None]) -> None:

@@ -18,7 +18,7 @@ from asynctasq.codec import wire
 from asynctasq.errors import ProcessPoolUnavailableError, TaskNotFoundError, WorkerLostError
 from asynctasq.message import TaskMessage, decode
 from asynctasq.tasks.current import set_running
-from asynctasq.tasks.definition import Invocation
+from asynctasq.tasks.definition import PROCESS_MODES, Invocation
 from asynctasq.worker.errortext import MAX_LOG_ERROR_BYTES, cut, describe_error, error_text
 from asynctasq.worker.execute import execute
 from asynctasq.worker.models import bind
@@ -122,12 +122,21 @@ async def process(state: WorkerState, job: Job) -> None:
         if lost is not None:
             await _lost(state, job, message, attempt - 1, lost.reason, invocation, definition.mode)
             return
-        job.running_since = time.monotonic()  # from here a cancellation uses the attempt
-        job.ran = True
-        task_started(state, message, attempt)
-        error = await execute(
-            invocation, definition.mode, message, job, state.threads, state.process_pool
-        )
+        slot = asyncio.current_task()
+        if definition.mode in PROCESS_MODES and slot is not None:  # it may wait for a process
+            state.pool_waiting[job] = slot
+        try:
+            error = await execute(
+                invocation,
+                definition.mode,
+                message,
+                job,
+                state.threads,
+                state.process_pool,
+                lambda: _begin(state, job, message, attempt),
+            )
+        finally:
+            state.pool_waiting.pop(job, None)
         job.running_since = None
     duration = time.monotonic() - started
     if error is None:
@@ -144,6 +153,14 @@ async def process(state: WorkerState, job: Job) -> None:
         duration,
         retryable=not isinstance(error, ProcessPoolUnavailableError),
     )
+
+
+def _begin(state: WorkerState, job: Job, message: TaskMessage, attempt: int) -> None:
+    """Mark ``job``'s execution as begun (from here a cancellation uses the attempt)."""
+    state.pool_waiting.pop(job, None)
+    job.running_since = time.monotonic()
+    job.ran = True
+    task_started(state, message, attempt)
 
 
 async def _unknown_task(state: WorkerState, job: Job, message: TaskMessage) -> None:

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -112,7 +113,8 @@ class Job:
         message: the decoded message once the slot read it.
         thread: the sync call running for it, if any.
         running_since: monotonic time its execution began, while it runs (else ``None``):
-            a job cancelled at shutdown then used an attempt.
+            a job cancelled at shutdown then used an attempt. A process-pool task's
+            execution begins when a pool process takes it, not while it waits for one.
         ran: its execution began (it stays True while the outcome is being stored): the
             delivery used an attempt and must never be released as unstarted.
     """
@@ -148,6 +150,8 @@ class WorkerState:
         buffer: claimed deliveries no slot has started yet.
         held: every job whose lease this worker holds (buffered, running, awaiting ack).
         running: jobs a slot is executing, for the stall report.
+        pool_waiting: jobs waiting for a free pool process -> the slot task holding each:
+            not started, so a stop request cancels that slot and releases the job.
         acks: finished jobs waiting for the next batched ack.
         busy: slots currently working on a job.
         claimed: deliveries claimed so far (for ``max_tasks``).
@@ -170,6 +174,7 @@ class WorkerState:
     buffer: deque[Job] = attrs.field(factory=deque)
     held: set[Job] = attrs.field(factory=set)
     running: set[Job] = attrs.field(factory=set)
+    pool_waiting: dict[Job, asyncio.Task[Any]] = attrs.field(factory=dict)
     acks: list[Job] = attrs.field(factory=list)
     busy: int = 0
     claimed: int = 0

@@ -7,7 +7,8 @@ for events nobody reads. Emitting never blocks and never raises (the bus queues)
 
 Which event when (SPEC §6):
 
-* ``task_started``: the execution is about to run (after the lookup and argument checks);
+* ``task_started``: the execution is about to run (after the lookup and argument checks;
+  for a process-pool task, when a pool process takes it, not while it waits for one);
 * ``task_completed``: it returned; with ``repository.keep_completed_tasks`` a
   :class:`~asynctasq.drivers.protocol.CompletedTask` is also recorded after the ack;
 * ``task_retrying``: it failed and the next attempt is stored (``delay_seconds`` = the wait);

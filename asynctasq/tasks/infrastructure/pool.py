@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asynctasq.errors import PoolProcessDiedError, ProcessPoolUnavailableError, SerializationError
@@ -128,13 +128,21 @@ class ProcessPool:
             if not waiter.done():
                 waiter.set_exception(PoolProcessRefusedError(str(error)))
 
-    async def run(self, frame: Run, timeout_seconds: float | None) -> Done | Failed:
+    async def run(
+        self,
+        frame: Run,
+        timeout_seconds: float | None,
+        started: Callable[[], None] | None = None,
+    ) -> Done | Failed:
         """Run one task execution in a pool process and return its answer.
 
         Args:
             frame: the task message, attempt and worker id.
             timeout_seconds: the task's timeout, counted from when the process got the
                 task; past it the process is killed. ``None``: no limit.
+            started: called once a process is ready for the task, just before it is sent
+                (not while the task waits for a free process); not called when the run
+                fails or is cancelled before that.
 
         Returns:
             :class:`Done` with the value, or :class:`Failed` with the task's exception
@@ -153,6 +161,8 @@ class ProcessPool:
         try:
             if self.spec is not None and process.spec is not self.spec:
                 await process.load(Configure(self.spec), self.spec)
+            if started is not None:
+                started()
             process.send(data)
             sent = time.monotonic()
             reply = await process.receive(timeout_seconds, f"the reply of task {name!r}")

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from collections.abc import Callable
 from types import TracebackType
 
 from asynctasq import context
@@ -192,13 +193,20 @@ class ProcessPoolManager:
         self._pool.refusal = None
         await self._pool.configure_idle()
 
-    async def run(self, frame: Run, timeout_seconds: float | None) -> Done | Failed:
+    async def run(
+        self,
+        frame: Run,
+        timeout_seconds: float | None,
+        started: Callable[[], None] | None = None,
+    ) -> Done | Failed:
         """Run one task execution in a pool process (the worker calls this).
 
-        See :meth:`asynctasq.tasks.infrastructure.pool.ProcessPool.run` for the answers
-        and errors.
+        ``started()`` is called when a pool process takes the task (a task waiting for a
+        free process has not started). See
+        :meth:`asynctasq.tasks.infrastructure.pool.ProcessPool.run` for the answers and
+        errors.
         """
-        return await self._pool.run(frame, timeout_seconds)
+        return await self._pool.run(frame, timeout_seconds, started)
 
     async def shutdown(self) -> None:
         """Stop every pool process (idle ones close their connections first).

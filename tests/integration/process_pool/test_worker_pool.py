@@ -7,6 +7,7 @@ FIELD-CASES C39 (crashing children, recycling, shutdown, context vars), C06 vari
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections import Counter
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from asynctasq.handle import Handle
 from asynctasq.tasks import dispatch_many
@@ -208,3 +210,40 @@ async def test_sigterm_releases_a_long_process_task_and_kills_its_process(
     stop(worker, 30)  # far less than the task's 60 s: it was not waited for
     assert not alive(start["pid"])
     assert (await queue_keys(redis_url, queue))["ready"] == 1  # back in the queue at once
+
+
+async def test_tasks_waiting_for_a_pool_process_at_sigterm_are_released_unstarted(
+    handle: Handle,
+    queue: str,
+    ledger: Ledger,
+    start_worker: Callable[..., Worker],
+    redis_url: str,
+) -> None:
+    """One pool process, three one-attempt tasks: only the one in the process started."""
+    channel = f"asynctasq:test-events:{queue}"
+    async with Redis.from_url(redis_url) as client, client.pubsub() as events:
+        await events.subscribe(channel)
+        pending = pool_tasks.sleeper(ledger.key, 60).on_queue(queue).max_attempts(1)
+        await dispatch_many([pending, pending, pending])
+        env = worker_env(
+            redis_url,
+            ASYNCTASQ_EVENTS_ENABLE_EVENT_EMITTER_REDIS="true",
+            ASYNCTASQ_EVENTS_CHANNEL=channel,
+        )
+        worker = start_worker(
+            "--queues", queue, "--process-pool-size", "1", "--shutdown-timeout", "1", env=env
+        )
+        await ledger.wait_for(lambda rows: len(rows) == 1, START_SECONDS)
+        stop(worker, 30)
+        kinds: Counter[str] = Counter()
+        deadline = time.monotonic() + 30
+        while kinds["worker_offline"] == 0:  # the worker's last event
+            assert time.monotonic() < deadline, f"no worker_offline event: {kinds}"
+            found = await events.get_message(ignore_subscribe_messages=True, timeout=1)
+            if found is not None:
+                kinds[json.loads(found["data"])["event_type"]] += 1
+    assert "for 1 running task(s)" in worker.output()
+    [entry] = await dead_entries(handle, queue, 1, 10)  # the one that ran used its attempt
+    assert entry.error_type == "TaskCancelledError"
+    assert (await queue_keys(redis_url, queue))["ready"] == 2  # the two others: no attempt used
+    assert (kinds["task_started"], kinds["task_cancelled"]) == (1, 1)
