@@ -8,7 +8,9 @@ pattern of the queue, with no queue library in between:
 * :func:`claim_ack` — ``RPOP key 100`` then one pipeline with ``ZADD`` of the 100 to a
   processing set and ``ZREM`` of them (claim + ack of a batch in two round trips);
 * :func:`push_to_pop_ms` — a paced ``LPUSH`` seen by another connection blocked in
-  ``BLMOVE`` ready -> processing (the least a push-to-start hand-over can cost).
+  ``BLMOVE`` ready -> processing, in the same process;
+* :func:`push_to_pop_ms_two_processes` — the same with the consumer in its own process (the
+  least a push-to-start hand-over between a dispatcher and a worker process can cost).
 
 Rates are messages per second; latencies milliseconds.
 """
@@ -16,6 +18,7 @@ Rates are messages per second; latencies milliseconds.
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 import time
 
@@ -124,3 +127,78 @@ async def push_to_pop_ms(
         await producer.aclose()
         await consumer.aclose()
     return latencies
+
+
+_CONSUMER = """
+import asyncio, json, struct, sys, time
+from redis.asyncio import Redis
+try:
+    import uvloop
+    run = uvloop.run
+except ImportError:
+    run = asyncio.run
+url, key, processing, count, out = sys.argv[1:6]
+async def main():
+    client = Redis.from_url(url)
+    await client.ping()
+    print("ready", flush=True)
+    seen = []
+    while len(seen) < int(count):
+        item = await client.blmove(key, processing, 5, "RIGHT", "LEFT")
+        if item is None:
+            break
+        seen.append((time.time() - struct.unpack_from("d", item)[0]) * 1000.0)
+    await client.aclose()
+    with open(out, "w") as f:
+        json.dump(seen, f)
+run(main())
+"""
+
+
+async def push_to_pop_ms_two_processes(
+    url: str,
+    key: str,
+    processing: str,
+    payload: bytes,
+    count: int,
+    interval: float,
+    python: str,
+    out: str,
+) -> list[float]:
+    """Like :func:`push_to_pop_ms`, with the ``BLMOVE`` consumer in its own process.
+
+    The same shape as asynctasq's latency figure (a dispatcher process, a worker process),
+    so it is the ceiling that figure is compared with: what a plain redis-py producer and
+    consumer in two processes on this machine cannot beat.
+    """
+    consumer = await asyncio.create_subprocess_exec(
+        python,
+        "-c",
+        _CONSUMER,
+        url,
+        key,
+        processing,
+        str(count),
+        out,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert consumer.stdout is not None
+    await asyncio.wait_for(consumer.stdout.readline(), 20.0)  # connected
+    await asyncio.sleep(0.05)  # and blocked in BLMOVE
+    producer = Redis.from_url(url)
+    try:
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        for number in range(count):
+            pause = begin + number * interval - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            await producer.lpush(key, struct.pack("d", time.time()) + payload[8:])
+        await asyncio.wait_for(consumer.wait(), 20.0)
+    finally:
+        await producer.aclose()
+        if consumer.returncode is None:
+            consumer.kill()
+            await consumer.wait()
+    with open(out, encoding="utf-8") as found:  # noqa: ASYNC230 - once, after the run
+        return list(json.load(found))

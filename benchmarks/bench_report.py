@@ -103,8 +103,14 @@ def details(figures: dict[str, Any]) -> str:
         ours, raw = lat["ours"], lat["raw"]
         lines.append(
             f"- latency: mean {ours['mean']:.2f} ms, max {ours['max']:.2f} ms over "
-            f"{ours['samples']} tasks; raw mean {raw['mean']:.2f} ms, max {raw['max']:.2f} ms"
+            f"{ours['samples']} tasks; raw (two processes) mean {raw['mean']:.2f} ms, max "
+            f"{raw['max']:.2f} ms"
         )
+        if (same := lat.get("raw_one_process")) is not None:
+            lines.append(
+                f"- raw hand-over inside one process (producer and consumer on one loop): "
+                f"p50 {same['p50']:.2f} ms, mean {same['mean']:.2f} ms"
+            )
     return "\n".join(lines)
 
 

@@ -275,13 +275,30 @@ async def latency_rows(bench: Bench, payload: bytes) -> list[Row]:
         raise BenchError(f"latency: {len(ours)} of {sizes.latency} stamps came back")
     key = f"queue:{bench.queue('raw-latency')}"
     raw = sorted(
+        await bench_raw.push_to_pop_ms_two_processes(
+            bench.url,
+            key,
+            f"{key}:processing",
+            payload,
+            sizes.latency,
+            sizes.interval,
+            bench.python,
+            str(bench.tmp / "raw-latency.json"),
+        )
+    )
+    same = sorted(
         await bench_raw.push_to_pop_ms(
             bench.url, key, f"{key}:processing", payload, sizes.latency, sizes.interval
         )
     )
     bench.figures["latency_ms"] = {
-        name: {"mean": sum(values) / len(values), "max": values[-1], "samples": len(values)}
-        for name, values in (("ours", ours), ("raw", raw))
+        name: {
+            "mean": sum(values) / len(values),
+            "p50": percentile(values, 0.5),
+            "max": values[-1],
+            "samples": len(values),
+        }
+        for name, values in (("ours", ours), ("raw", raw), ("raw_one_process", same))
     }
     rows = []
     for label, fraction, limit in (("p50", 0.50, 1.0), ("p95", 0.95, None), ("p99", 0.99, 5.0)):
