@@ -65,7 +65,7 @@ from asynctasq.worker.heartbeat import announce_offline, announce_online, run_he
 from asynctasq.worker.lease import run_leases
 from asynctasq.worker.lease_thread import LeaseThread
 from asynctasq.worker.maintain import run_maintenance
-from asynctasq.worker.pool import close_worker_pool, open_worker_pool
+from asynctasq.worker.pool import WorkerPool, close_worker_pool, open_worker_pool
 from asynctasq.worker.settle import flush_acks, run_ack_flusher
 from asynctasq.worker.shutdown import Shutdown, signal_handlers
 from asynctasq.worker.slot import run_slot
@@ -185,10 +185,11 @@ async def run_worker(
     check_pool_size(state.driver, concurrency, leases_on_loop=renewer is None)
     signals = signal_handlers(state.shutdown) if handle_signals else contextlib.nullcontext()
     try:
-        state.process_pool = await open_worker_pool(handle, registry)
-        await announce_online(state, handle.config.events.heartbeat_interval)
-        with signals:
-            await _run(state, handle, renew_on_loop=renewer is None)
+        with signals:  # a stop request while the pool starts ends the run there
+            state.process_pool = await _open_pool(state, handle, registry)
+            if not state.shutdown.draining.is_set():
+                await announce_online(state, handle.config.events.heartbeat_interval)
+                await _run(state, handle, renew_on_loop=renewer is None)
     finally:
         await announce_offline(state)
         await close_worker_pool(state.process_pool)
@@ -205,6 +206,27 @@ async def run_worker(
         stats.released,
     )
     return stats
+
+
+async def _open_pool(state: WorkerState, handle: Handle, registry: Registry) -> WorkerPool | None:
+    """Start the process pool (:func:`open_worker_pool`) unless a stop request comes first.
+
+    Starting pool processes can take seconds; a stop request meanwhile cancels it (the
+    processes started so far are killed) and returns ``None``.
+
+    Raises:
+        ProcessPoolUnavailableError: the pool could not start.
+    """
+    opening = asyncio.ensure_future(open_worker_pool(handle, registry))
+    stop = _spawn(_wait_event(state.shutdown.draining))
+    try:
+        await _first(opening, stop)
+    finally:
+        stop.cancel()
+        if not opening.done():
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+    return None if opening.cancelled() else opening.result()
 
 
 async def _run(state: WorkerState, handle: Handle, *, renew_on_loop: bool) -> None:

@@ -23,7 +23,11 @@ from asynctasq.tasks import (
     current_task,
     task,
 )
+from asynctasq.tasks.infrastructure.guard import in_pool_process
 from tests.integration.worker.tasks_mod import note_sync, record
+
+if in_pool_process():  # a test makes pool processes slow to start (a stop during start-up)
+    time.sleep(float(os.environ.get("POOL_TASKS_IMPORT_SECONDS", "0")))
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 """Set in the parent by a test; a pool process must see the default (FIELD-CASES C39.5)."""

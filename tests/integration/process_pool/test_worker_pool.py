@@ -247,3 +247,18 @@ async def test_tasks_waiting_for_a_pool_process_at_sigterm_are_released_unstarte
     assert entry.error_type == "TaskCancelledError"
     assert (await queue_keys(redis_url, queue))["ready"] == 2  # the two others: no attempt used
     assert (kinds["task_started"], kinds["task_cancelled"]) == (1, 1)
+
+
+async def test_sigterm_while_the_pool_starts_stops_the_worker_as_usual(
+    queue: str, start_worker: Callable[..., Worker], redis_url: str
+) -> None:
+    env = worker_env(redis_url, POOL_TASKS_IMPORT_SECONDS="60")  # pool processes start slowly
+    worker = start_worker("--queues", queue, "--process-pool-size", "1", env=env)
+    await eventually(lambda: bool(pool_processes_of(worker.pid)), START_SECONDS)
+    pool = pool_processes_of(worker.pid)
+    stop(worker, 30)  # not the 60 s the pool process would take to start
+    output = worker.output()
+    assert "worker stopping (SIGTERM)" in output
+    assert " stopped: 0 succeeded, 0 retried, 0 dead-lettered, 0 released" in output
+    assert "Traceback" not in output
+    await eventually(lambda: not any(alive(pid) for pid in pool))
