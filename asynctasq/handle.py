@@ -22,13 +22,16 @@ Ending an outer block by hand while a block entered after it is still active rai
 ``RuntimeError`` and changes nothing (end the inner block first). A handle made current by
 ``init()`` inside a block is replaced by the block's previous handle when the block ends.
 
-Event emitters (``init(event_emitters=[...])``): an emitter is any object with an
-``emit(event)`` method, either a coroutine function (awaited) or a plain function (called);
-``event`` is a task or worker event record. ``init()`` raises ``TypeError`` naming the
-emitter when it has no callable ``emit``. An emitter that fails never fails a task or a
-dispatch (SPEC §6). :meth:`Handle.event_bus` is the running loop's
+Event emitters (``init(event_emitters=[...])``, ``configured(..., event_emitters=[...])``):
+an emitter is any object with an ``emit(event)`` method, either a coroutine function
+(awaited) or a plain function (called in a worker thread), or a function itself (``async
+def`` or ``def``) taking the event; ``event`` is a task or worker event record. ``init()``
+raises ``TypeError`` naming the emitter when it is neither. An emitter that fails never
+fails a task or a dispatch (SPEC §6). :meth:`Handle.event_bus` is the running loop's
 :class:`~asynctasq.events.bus.EventBus` over these plus the configured ones
-(:func:`~asynctasq.events.build.build_emitters`); ``aclose()`` delivers what it holds.
+(:func:`~asynctasq.events.build.build_emitters`); ``aclose()`` delivers what it holds,
+then calls the ``close()`` of the emitters built from the configuration and of those given
+to this handle (a ``configured()`` block's handle does not close the emitters it inherits).
 """
 
 from __future__ import annotations
@@ -55,25 +58,43 @@ NOT_INITIALISED = "asynctasq is not initialised: call asynctasq.init() first"
 
 
 def checked_emitters(emitters: Iterable[Any]) -> tuple[Any, ...]:
-    """Return ``emitters`` as a tuple after checking that each has a callable ``emit``.
+    """Return ``emitters`` as a tuple after checking that each is an emitter.
+
+    An emitter has a callable ``emit``, or is a function (``def`` or ``async def``, or
+    another callable object that is not a class) taking the event.
 
     Args:
         emitters: an iterable of event emitters (see this module's docstring).
 
     Raises:
-        TypeError: ``emitters`` is itself one emitter (not a list of them), or an item has no
-            callable ``emit``; the message names its position and type.
+        TypeError: ``emitters`` is a string or itself one emitter (not a list of them), or
+            an item is not an emitter (a class rather than an instance, or an object
+            without ``emit``); the message names its position and type.
 
     """
-    if callable(getattr(emitters, "emit", None)):
+    if isinstance(emitters, str | bytes):
+        raise TypeError(
+            f"event_emitters must be a list of emitters, got a {type(emitters).__name__}"
+        )
+    if callable(getattr(emitters, "emit", None)) or (
+        callable(emitters) and not isinstance(emitters, Iterable)
+    ):
+        name = getattr(emitters, "__name__", None) or type(emitters).__name__
+        shown = name if not callable(getattr(emitters, "emit", None)) else f"{name}(...)"
         message = f"event_emitters must be a list of emitters, got one {type(emitters).__name__}"
-        raise TypeError(message + f"; pass [{type(emitters).__name__}(...)]")
+        raise TypeError(message + f"; pass [{shown}]")
     found = tuple(emitters)
     for index, emitter in enumerate(found):
-        if not callable(getattr(emitter, "emit", None)):
+        if isinstance(emitter, type):
+            raise TypeError(
+                f"event_emitters[{index}] is the class {emitter.__name__}, not an emitter: "
+                f"pass an instance, {emitter.__name__}()"
+            )
+        if not callable(getattr(emitter, "emit", None)) and not callable(emitter):
             raise TypeError(
                 f"event_emitters[{index}] ({type(emitter).__name__} object) is not an event "
-                "emitter: it needs an emit(event) method, a coroutine function or a plain function"
+                "emitter: it needs an emit(event) method (async def or def), or pass a "
+                "function taking the event"
             )
     return found
 
@@ -93,7 +114,8 @@ class Handle:
     Attributes:
         config: the frozen :class:`~asynctasq.config.records.Config`.
         provenance: ``{dotted leaf path: source text}`` for every setting.
-        event_emitters: the extra emitters given to ``init()``.
+        event_emitters: the extra emitters given to ``init()`` (or inherited by a
+            ``configured()`` block's handle).
         tortoise_config: Tortoise ORM configuration (``config.tortoise_orm``), or ``None``.
         process_pool_manager: the ``ProcessPoolManager`` a worker on this handle uses for
             process-pool tasks, set by ``set_default_manager()``; ``None`` (the default,
@@ -114,10 +136,12 @@ class Handle:
         event_emitters: Iterable[Any] = (),
         explicit: Layer | None = None,
         env_file: str | os.PathLike[str] | None = ".env",
+        closes_emitters: bool = True,
     ) -> None:
         self.config = config
         self.provenance: Mapping[str, str] = dict(provenance or {})
         self.event_emitters: tuple[Any, ...] = checked_emitters(event_emitters)
+        self._closes_emitters = closes_emitters  # False: inherited from the enclosing handle
         self.tortoise_config: dict[str, Any] | None = config.tortoise_orm
         self.process_pool_manager: Any = None
         self._explicit = explicit if explicit is not None else sources.overrides(config)
@@ -188,7 +212,9 @@ class Handle:
         if bus is None:
             from asynctasq.events.build import build_bus
 
-            bus = services.bus = build_bus(self.config, self.event_emitters)
+            bus = services.bus = build_bus(
+                self.config, self.event_emitters, close_extra=self._closes_emitters
+            )
         return bus
 
     def has_services(self) -> bool:
@@ -203,7 +229,8 @@ class Handle:
         """Close every service this handle built on the running loop, newest first.
 
         The event bus goes first: events still queued are delivered (a few seconds at
-        most), then the emitters built from the configuration are closed.
+        most), then the emitters built from the configuration and those given to this
+        handle are closed (their ``close()``, if any; a failure is logged, not raised).
 
         Every service is closed even when one fails; then the failure is raised (an
         ``ExceptionGroup`` when several failed). The handle stays usable: a later
@@ -252,7 +279,8 @@ def init(
         config: code settings (highest precedence): a nested mapping, records in it
             (``{"redis": RedisConfig(db=5)}`` sets exactly the keys passed), or a ``Config``.
         event_emitters: extra event emitters: objects with an ``emit(event)`` method
-            (coroutine or plain function; see this module's docstring).
+            (coroutine or plain function), or functions taking the event (see this
+            module's docstring). Their ``close()`` is called when this handle closes.
         tortoise_config: Tortoise ORM configuration; same as ``config={"tortoise_orm": ...}``.
         env_file: the ``.env`` file (default ``.env`` in the current directory); ``None``
             reads none; a missing file is fine.
@@ -263,7 +291,7 @@ def init(
     Raises:
         ConfigError: listing every problem in the configuration. A setting required only by
             one driver (``postgres.dsn``) is checked when that driver is first used.
-        TypeError: an event emitter has no ``emit`` method.
+        TypeError: an event emitter is neither an object with ``emit`` nor a function.
 
     Source: seed/configuration.md "init()"; SPEC §1.
 
@@ -327,8 +355,9 @@ class Configured:
     Each object is entered once at a time; the handle is resolved when the block is entered.
     """
 
-    def __init__(self, explicit: Layer) -> None:
+    def __init__(self, explicit: Layer, event_emitters: tuple[Any, ...] | None = None) -> None:
         self._explicit = explicit
+        self._emitters = event_emitters
         self._active: tuple[Any, Any, Handle] | None = None
 
     def _enter(self) -> Handle:
@@ -345,9 +374,10 @@ class Configured:
         handle = Handle(
             resolved.config,
             resolved.provenance,
-            event_emitters=emitters,
+            event_emitters=emitters if self._emitters is None else self._emitters,
             explicit=explicit,
             env_file=env_file,
+            closes_emitters=self._emitters is not None,
         )
         self._active = (context.make_current(handle), parent, handle)
         handle._in_active_block = True
@@ -395,7 +425,11 @@ class Configured:
 
 
 def configured(
-    overrides: Mapping[str, Any] | Config | None = None, /, **settings: Any
+    overrides: Mapping[str, Any] | Config | None = None,
+    /,
+    *,
+    event_emitters: Iterable[Any] | None = None,
+    **settings: Any,
 ) -> Configured:
     """Return a context manager making a handle with these overrides current inside its block.
 
@@ -409,6 +443,9 @@ def configured(
 
     Args:
         overrides: code settings, as for :func:`init`.
+        event_emitters: event emitters for the block, as for :func:`init`; they replace
+            the current handle's inside the block and are closed when it ends. ``None``
+            (the default): the block keeps the current handle's (not closed by the block).
         **settings: more code settings by top-level key.
 
     Returns:
@@ -416,6 +453,8 @@ def configured(
 
     Raises:
         ConfigError: on entering the block, listing every problem.
+        TypeError: an event emitter is not one (as for :func:`init`).
 
     """
-    return Configured(merge(sources.overrides(overrides), sources.overrides(settings)))
+    emitters = None if event_emitters is None else checked_emitters(event_emitters)
+    return Configured(merge(sources.overrides(overrides), sources.overrides(settings)), emitters)

@@ -54,9 +54,17 @@ def build_emitters(config: Config, extra: Iterable[Any] = ()) -> list[Any]:
     return found + users
 
 
-def build_bus(config: Config, extra: Iterable[Any] = ()) -> EventBus:
-    """Return a new :class:`EventBus` over :func:`build_emitters` (it owns the ones it built)."""
+def build_bus(config: Config, extra: Iterable[Any] = (), *, close_extra: bool = False) -> EventBus:
+    """Return a new :class:`EventBus` over :func:`build_emitters`.
+
+    Args:
+        config: the resolved configuration.
+        extra: the user's emitters.
+        close_extra: the bus also closes ``extra`` when it closes (their handle owns them);
+            the emitters it built from the configuration it always closes.
+
+    """
     users = list(extra)
     emitters = build_emitters(config, users)
-    owned = [e for e in emitters if not any(e is u for u in users)]
+    owned = [e for e in emitters if close_extra or not any(e is u for u in users)]
     return EventBus(emitters, owned=owned)

@@ -3,17 +3,30 @@
 Each emitter has a *lane*: a bounded in-memory queue drained by its own background asyncio
 task (started on the first event, on the running loop). :meth:`EventBus.publish` only
 appends to the lanes, so a dispatch or a task never waits for an emitter, and one slow
-emitter never holds back another. When a lane is full its new events are dropped; drops
-and emitter errors are counted and logged at most once per ``report_seconds`` per emitter,
-on the ``asynctasq.events`` logger.
+emitter never holds back another. When a lane is full its new events are dropped.
+
+Every call into an emitter is guarded: ``enabled()``, ``emit()``, ``emit_many()`` and
+``close()`` may raise anything (``Exception``) and the caller never sees it. Drops and
+errors are counted (:attr:`EventBus.dropped`, :attr:`EventBus.failed`) and logged on the
+``asynctasq.events`` logger at most once per ``report_seconds`` per emitter (the first
+error with its traceback, unless it is a connection error: one line), and closing the bus
+logs one summary line per emitter that lost events.
 
 Delivery per batch (everything queued :data:`BATCH_SECONDS` after the lane was woken, so a
 busy worker wakes each lane about 200 times a second, not once per event):
 ``emit_many(batch)`` when the
 emitter has it, else ``emit(event)`` for each — awaited for a coroutine function, called in
 a worker thread (one hop per batch) for a plain function, called directly for the logging
-emitter. :meth:`EventBus.wants` tells producers whether any emitter listens, so events are
-not built for nobody.
+emitter. An emitter may also be a function itself (``def`` or ``async def``), called with
+each event. :meth:`EventBus.wants` tells producers whether any emitter listens, so events
+are not built for nobody.
+
+The end of the event loop: a bus that started delivering on a loop registers an async
+generator there, so when ``asyncio.run()`` (or any runner calling
+``loop.shutdown_asyncgens()``) ends the loop without the handle having been closed, what
+the lanes still hold is delivered then (up to :data:`CLOSE_SECONDS`) and the emitters the
+bus owns are closed — a script that dispatches from ``asyncio.run(main())`` after a
+module-level ``init()`` loses no events.
 
 Source: SPEC §6 ("an emitter that fails must never fail a task or a dispatch").
 """
@@ -24,10 +37,12 @@ import asyncio
 import inspect
 import logging
 import time
+import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from typing import Any
 
+from asynctasq.errors import DriverError
 from asynctasq.events.emitters import LoggingEventEmitter
 from asynctasq.events.records import Event
 
@@ -46,11 +61,45 @@ BATCH_SECONDS = 0.005
 """How long a lane woken by a new event waits for more before delivering (one batch)."""
 
 
+def emitter_name(emitter: Any) -> str:
+    """Return the name an emitter is reported by: its class, or a function's own name."""
+    if inspect.isfunction(emitter) or inspect.ismethod(emitter):
+        return str(getattr(emitter, "__qualname__", type(emitter).__name__))
+    return type(emitter).__name__
+
+
+def describe(exc: BaseException) -> str:
+    """Return ``"Type: message"`` for ``exc``, even when its ``__str__`` raises."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<its message could not be read>"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Return whether ``exc`` is a broker or network failure (one log line is enough)."""
+    return isinstance(exc, DriverError | OSError)
+
+
+def _is_async(function: Any) -> bool:
+    if inspect.iscoroutinefunction(function):
+        return True
+    call = getattr(function, "__call__", None)  # noqa: B004 - an async __call__ method
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
 def _call_each(emit: Callable[[Event], Any], batch: Sequence[Event]) -> list[BaseException]:
     errors: list[BaseException] = []
     for event in batch:
         try:
-            emit(event)
+            result = emit(event)
+            if inspect.isawaitable(result):  # a def returning a coroutine: never awaited here
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise TypeError(
+                    "emit() returned an awaitable from a plain function; declare it async def"
+                )
         except Exception as exc:
             errors.append(exc)
     return errors
@@ -59,27 +108,62 @@ def _call_each(emit: Callable[[Event], Any], batch: Sequence[Event]) -> list[Bas
 class _Lane:
     """One emitter's queue, its drain task and its loss counters."""
 
-    def __init__(self, emitter: Any, capacity: int, report_seconds: float) -> None:
+    def __init__(
+        self,
+        emitter: Any,
+        capacity: int,
+        report_seconds: float,
+        on_start: Callable[[], None] = lambda: None,
+    ) -> None:
         self.emitter = emitter
-        self.name = type(emitter).__name__
-        enabled = getattr(emitter, "enabled", None)
+        self.name = emitter_name(emitter)
+        try:
+            enabled = getattr(emitter, "enabled", None)
+            emit = getattr(emitter, "emit", None)
+        except Exception:  # a property that raises: treat it as absent
+            enabled = emit = None
         self.gate: Callable[[], bool] | None = enabled if callable(enabled) else None
+        if not callable(emit):
+            emit = emitter  # a function is its own emit
+        self.emit: Callable[[Event], Any] = emit
+        self.emit_is_async = _is_async(emit)
         self.capacity = capacity
         self.report_seconds = report_seconds
+        self.on_start = on_start
         self.queue: deque[Event] = deque()
         self.task: asyncio.Task[None] | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.closing = False
         self.pending = 0  # events of the batch being delivered, not delivered yet
-        self.dropped = 0
+        self.dropped = 0  # all drops: queue full, no loop, at close
         self.failed = 0
+        self.full = 0  # dropped because the queue was full
+        self.no_loop = 0  # dropped because no event loop ran in the publishing thread
+        self.at_close = 0  # still queued when closing gave up
         self._unreported_drops = 0
         self._drops_reported_at = -float("inf")
         self._errors_reported_at = -float("inf")
         self._unreported_errors = 0
+        self._unreported_error: tuple[str, BaseException] | None = None
+        self._said_closed = False
+
+    def listening(self) -> bool:
+        """Ask the emitter's ``enabled()``; if it raises, the event is lost and counted."""
+        gate = self.gate
+        if gate is None:
+            return True
+        try:
+            return bool(gate())
+        except Exception as exc:
+            self.fail([exc], "enabled()")
+            return False
 
     def put(self, event: Event) -> None:
-        if len(self.queue) >= self.capacity or self.closing:
+        if self.closing:
+            self.after_close()
+            return
+        if len(self.queue) >= self.capacity:
+            self.full += 1
             self.drop(1)
             return
         self.queue.append(event)
@@ -87,17 +171,38 @@ class _Lane:
         if waiter is not None:
             if not waiter.done():
                 waiter.set_result(None)
-        elif self.task is None:
+        elif self.task is None or self.task.done():
             self.start()
 
     def start(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop in this thread: nothing can deliver it
-            self.drop(len(self.queue))
+            lost = len(self.queue)
             self.queue.clear()
+            self.no_loop += lost
+            self.dropped += lost
+            logger.warning(
+                "event emitter %s: %d event(s) dropped: no asyncio event loop runs in this "
+                "thread to deliver them (publish events from async code)",
+                self.name,
+                lost,
+            )
             return
         self.task = loop.create_task(self.drain(), name=f"asynctasq events: {self.name}")
+        self.on_start()
+
+    def after_close(self) -> None:
+        """Drop an event published after the bus closed (said once per lane)."""
+        self.at_close += 1
+        self.dropped += 1
+        if not self._said_closed:
+            self._said_closed = True
+            logger.warning(
+                "event emitter %s: an event published after its event bus closed was "
+                "dropped (the handle was closed while still in use)",
+                self.name,
+            )
 
     def drop(self, count: int) -> None:
         self.dropped += count
@@ -118,23 +223,32 @@ class _Lane:
             )
             self._unreported_drops = 0
 
-    def fail(self, errors: Sequence[BaseException]) -> None:
+    def fail(self, errors: Sequence[BaseException], call: str = "emit()") -> None:
+        """Count ``errors`` raised by the emitter's ``call``; log them (rate-limited)."""
         self.failed += len(errors)
         self._unreported_errors += len(errors)
+        self._unreported_error = (call, errors[-1])
         now = time.monotonic()
         if now - self._errors_reported_at >= self.report_seconds:
             first = self._errors_reported_at == -float("inf")
             self._errors_reported_at = now
-            logger.warning(
-                "event emitter %s failed on %d event(s) (those events are lost; tasks and "
-                "dispatches are not affected): %s: %s",
-                self.name,
-                self._unreported_errors,
-                type(errors[-1]).__name__,
-                errors[-1],
-                exc_info=errors[-1] if first else None,
-            )
-            self._unreported_errors = 0
+            self.report_errors(with_traceback=first)
+
+    def report_errors(self, *, with_traceback: bool = False) -> None:
+        if not self._unreported_errors or self._unreported_error is None:
+            return
+        call, error = self._unreported_error
+        logger.warning(
+            "event emitter %s failed on %d event(s) in %s (those events are lost; tasks and "
+            "dispatches are not affected): %s",
+            self.name,
+            self._unreported_errors,
+            call,
+            describe(error),
+            exc_info=error if with_traceback and not is_connection_error(error) else None,
+        )
+        self._unreported_errors = 0
+        self._unreported_error = None
 
     async def drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -153,23 +267,26 @@ class _Lane:
             batch = list(self.queue)
             self.queue.clear()
             self.pending = len(batch)
-            errors = await self.deliver(batch)
+            call, errors = await self.deliver(batch)
             self.pending = 0
             if errors:
-                self.fail(errors)
+                self.fail(errors, call)
 
-    async def deliver(self, batch: list[Event]) -> list[BaseException]:
+    async def deliver(self, batch: list[Event]) -> tuple[str, list[BaseException]]:
+        """Hand ``batch`` to the emitter; return the method called and the errors raised."""
         emitter = self.emitter
+        call = "emit()"
         try:
             many = getattr(emitter, "emit_many", None)
             if many is not None and inspect.iscoroutinefunction(many):
+                call = "emit_many()"
                 await many(batch)
-                return []
-            emit = emitter.emit
+                return call, []
+            emit = self.emit
             if isinstance(emitter, LoggingEventEmitter):
-                return _call_each(emit, batch)
-            if not inspect.iscoroutinefunction(emit):
-                return await asyncio.to_thread(_call_each, emit, batch)
+                return call, _call_each(emit, batch)
+            if not self.emit_is_async:
+                return call, await asyncio.to_thread(_call_each, emit, batch)
             errors: list[BaseException] = []
             for event in batch:
                 try:
@@ -177,9 +294,51 @@ class _Lane:
                 except Exception as exc:
                     errors.append(exc)
                 self.pending -= 1
-            return errors
+            return call, errors
         except Exception as exc:
-            return [exc] * len(batch)
+            return call, [exc] * len(batch)
+
+    def close_report(self, timeout_seconds: float) -> None:
+        """Count what is still queued as lost at close and log this emitter's summary."""
+        lost = len(self.queue) + self.pending
+        self.queue.clear()
+        self.pending = 0
+        self.at_close += lost
+        self.dropped += lost
+        self._unreported_drops = self._unreported_errors = 0  # the summary says them
+        self._unreported_error = None
+        if not (self.failed or self.dropped):
+            return
+        parts = []
+        if self.failed:
+            parts.append(f"{self.failed} failed (the emitter raised)")
+        if self.full:
+            parts.append(f"{self.full} dropped while its queue was full")
+        if self.no_loop:
+            parts.append(f"{self.no_loop} dropped: no running event loop")
+        if self.at_close:
+            parts.append(
+                f"{self.at_close} dropped at close after {timeout_seconds:g} s "
+                "(not delivered in time)"
+            )
+        logger.warning(
+            "event emitter %s lost %d event(s) in all: %s",
+            self.name,
+            self.failed + self.dropped,
+            "; ".join(parts),
+        )
+
+
+async def _at_loop_end(ref: weakref.ref[EventBus], token: object) -> AsyncGenerator[None, None]:
+    """Yield once; when the loop's ``shutdown_asyncgens()`` closes it, finish the bus."""
+    try:
+        yield
+    finally:
+        bus = ref()
+        if bus is not None and bus._guard_token is token:
+            bus._guard = bus._guard_token = None
+            await bus._finish(CLOSE_SECONDS)
+            bus._reopen()
 
 
 class EventBus:
@@ -188,7 +347,8 @@ class EventBus:
     Args:
         emitters: the emitters, in order.
         owned: those among them this bus closes on :meth:`aclose` (the ones built from the
-            configuration; emitters passed in by the user stay theirs).
+            configuration, and the user's own when the handle owns them; emitters a
+            ``configured()`` block only inherits are not closed by it).
         capacity: events a lane holds before new ones are dropped (default
             :data:`CAPACITY`).
         report_seconds: the shortest interval between two loss reports of one emitter
@@ -206,10 +366,12 @@ class EventBus:
     ) -> None:
         capacity = CAPACITY if capacity is None else capacity
         report_seconds = REPORT_SECONDS if report_seconds is None else report_seconds
-        self._lanes = [_Lane(e, capacity, report_seconds) for e in emitters]
+        self._lanes = [_Lane(e, capacity, report_seconds, self._arm) for e in emitters]
         self._owned = list(owned)
         self._ungated = any(lane.gate is None for lane in self._lanes)
         self._gates = [lane.gate for lane in self._lanes if lane.gate is not None]
+        self._guard: AsyncGenerator[None, None] | None = None
+        self._guard_token: object | None = None
 
     @property
     def emitters(self) -> list[Any]:
@@ -218,28 +380,34 @@ class EventBus:
 
     @property
     def dropped(self) -> int:
-        """Events dropped so far because a lane was full (all emitters)."""
+        """Events dropped so far: a lane was full, no loop ran, or still queued at close."""
         return sum(lane.dropped for lane in self._lanes)
 
     @property
     def failed(self) -> int:
-        """Events an emitter raised on so far (all emitters)."""
+        """Events lost so far because an emitter raised (in ``enabled()`` or ``emit``)."""
         return sum(lane.failed for lane in self._lanes)
 
     def wants(self) -> bool:
-        """Return whether any emitter would receive an event now (cheap; call per event)."""
+        """Return whether any emitter would receive an event now (cheap; call per event).
+
+        Never raises: an ``enabled()`` that raises counts as listening here, and
+        :meth:`publish` then counts and reports the lost event.
+        """
         if self._ungated:
             return True
         gates = self._gates
-        if len(gates) == 1:
-            return gates[0]()
-        return any(gate() for gate in gates)
+        try:
+            if len(gates) == 1:
+                return bool(gates[0]())
+            return any(gate() for gate in gates)
+        except Exception:
+            return True
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for every listening emitter; never blocks, never raises."""
         for lane in self._lanes:
-            gate = lane.gate
-            if gate is None or gate():
+            if lane.gate is None or lane.listening():
                 lane.put(event)
 
     def publish_many(self, events: Iterable[Event]) -> None:
@@ -247,18 +415,39 @@ class EventBus:
         for event in events:
             self.publish(event)
 
+    def _arm(self) -> None:
+        """Make sure the running loop's end delivers what the lanes hold (module doc)."""
+        if self._guard is not None:
+            return
+        token = object()
+        guard = _at_loop_end(weakref.ref(self), token)
+        try:
+            guard.asend(None).send(None)  # runs it to its yield; the loop now tracks it
+        except StopIteration:
+            self._guard, self._guard_token = guard, token
+        except Exception:  # the loop is already shutting down: nothing to register with
+            logger.debug("event bus: cannot register for the end of the loop", exc_info=True)
+
     async def aclose(self, *, timeout_seconds: float | None = None) -> None:
         """Deliver what the lanes hold (up to ``timeout_seconds``), then close owned emitters.
 
-        Events still queued after the timeout are dropped and reported. Never raises but
-        for cancellation.
+        Events still queued after the timeout are dropped; one summary line per emitter
+        that lost events is logged. Never raises but for cancellation.
         """
-        timeout_seconds = CLOSE_SECONDS if timeout_seconds is None else timeout_seconds
+        guard, self._guard, self._guard_token = self._guard, None, None
+        if guard is not None:
+            await guard.aclose()  # disarmed: it does nothing
+        await self._finish(CLOSE_SECONDS if timeout_seconds is None else timeout_seconds)
+
+    async def _finish(self, timeout_seconds: float) -> None:
         running = []
         for lane in self._lanes:
             lane.closing = True
-            if lane.waiter is not None and not lane.waiter.done():
-                lane.waiter.set_result(None)
+            if lane.task is not None and not lane.task.done():
+                if lane.waiter is not None and not lane.waiter.done():
+                    lane.waiter.set_result(None)
+            elif lane.queue:  # its task was cancelled (the loop is ending) or never ran
+                lane.task = asyncio.get_running_loop().create_task(lane.drain())
             if lane.task is not None and not lane.task.done():
                 running.append(lane.task)
         if running:
@@ -267,23 +456,28 @@ class EventBus:
             if lane.task is not None and not lane.task.done():
                 lane.task.cancel()
                 await asyncio.gather(lane.task, return_exceptions=True)
-            lost = len(lane.queue) + lane.pending
-            lane.queue.clear()
-            lane.pending = 0
-            lane.dropped += lost
-            lane._unreported_drops += lost
-            lane.report_drops()
+            lane.close_report(timeout_seconds)
         for emitter in self._owned:
             await _close(emitter)
 
+    def _reopen(self) -> None:
+        for lane in self._lanes:
+            lane.closing = False
+            lane.task = None
+
 
 async def _close(emitter: Any) -> None:
-    close = getattr(emitter, "close", None)
-    if close is None:
-        return
     try:
+        close = getattr(emitter, "close", None)
+        if close is None:
+            return
         result = close()
         if inspect.isawaitable(result):
             await result
-    except Exception:
-        logger.warning("closing event emitter %s failed", type(emitter).__name__, exc_info=True)
+    except Exception as exc:
+        logger.warning(
+            "closing event emitter %s failed: %s",
+            emitter_name(emitter),
+            describe(exc),
+            exc_info=None if is_connection_error(exc) else exc,
+        )

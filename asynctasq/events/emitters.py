@@ -2,19 +2,24 @@
 
 An emitter is any object with ``emit(event)``: a coroutine function (awaited) or a plain
 function (called in a worker thread, so a slow one never blocks the event loop; the
-logging emitter is called directly, as logging is meant to be). Optional methods:
+logging emitter is called directly, as logging is meant to be). A function taking the
+event (``async def`` or ``def``) is an emitter too. Optional methods:
 
 * ``enabled() -> bool``: ``False`` means "not listening now"; when no emitter listens,
   events are not even built (the logging emitter answers whether its logger is enabled
   for its level, so it costs nothing while that level is off);
 * ``emit_many(events)`` (coroutine): receive a batch at once (the Redis emitter publishes
   a batch in one round trip);
-* ``close()`` (coroutine or plain): release connections; called when the handle that built
-  the emitter closes.
+* ``close()`` (coroutine or plain): release connections; called once the events of an
+  event loop were delivered at close: when the handle the emitter was given to (or that
+  built it) is closed, and when the event loop that delivered events ends
+  (``asyncio.run()`` returning). The emitter may receive events again afterwards (from
+  another loop, or a handle used again): reopen what it needs on the next ``emit``.
 
 Emitters never run on a task's or a dispatch's path: events go through a bounded queue per
-emitter (:mod:`asynctasq.events.bus`); an emitter that raises or falls behind loses events,
-counted and logged, nothing else.
+emitter (:mod:`asynctasq.events.bus`); an emitter whose ``emit``, ``emit_many``,
+``enabled`` or ``close`` raises, or that falls behind, loses events, counted and logged,
+nothing else.
 
 Source: SPEC §6; seed/configuration.md "init()" (``init(event_emitters=[...])``) and
 "Events Configuration".
@@ -41,8 +46,9 @@ if TYPE_CHECKING:
 class EventEmitter(Protocol):
     """What ``init(event_emitters=[...])`` accepts: an object with ``emit(event)``.
 
-    ``emit`` may be ``async def`` (awaited) or ``def`` (run in a worker thread). See this
-    module's docstring for the optional ``enabled``, ``emit_many`` and ``close``.
+    ``emit`` may be ``async def`` (awaited) or ``def`` (run in a worker thread). A plain
+    or async function taking the event is accepted too. See this module's docstring for
+    the optional ``enabled``, ``emit_many`` and ``close``.
     """
 
     def emit(self, event: Event) -> Awaitable[None] | None:
@@ -51,7 +57,7 @@ class EventEmitter(Protocol):
 
 def _task_text(event: TaskEvent) -> str:
     parts = [
-        f"{event.event_type.value} task={event.task_id} name={event.task_name}",
+        f"{event.event_type.value} task={event.task_id or '-'} name={event.task_name or '-'}",
         f"queue={event.queue} attempt={event.attempt}/{event.max_attempts or '?'}",
     ]
     if event.worker_id:

@@ -20,7 +20,9 @@ def task_event(
     started_at: float | None = None,
     duration_seconds: float | None = None,
     error: BaseException | None = None,
+    error_message: str | None = None,
     delay_seconds: float | None = None,
+    result: str | None = None,
 ) -> TaskEvent:
     """Return the ``kind`` event of ``message`` at ``now``.
 
@@ -30,13 +32,21 @@ def task_event(
         now: when it happened, epoch seconds.
         attempt: the execution number (default ``message.attempt``).
         worker_id: the worker, or ``None`` at dispatch.
-        started_at: when the execution began, epoch seconds (default, once it ended:
-            ``now - duration_seconds``).
+        started_at: when the execution began, epoch seconds (the value its
+            ``task_started`` carried; default, once it ended: ``now - duration_seconds``).
         duration_seconds: how long the execution ran, once it ended.
         error: the execution's error (failed, retrying, cancelled).
+        error_message: the error's text when already made (default ``str(error)``).
         delay_seconds: the dispatch delay, or the wait before the next attempt.
+        result: the summary of the return value (completed; see
+            :func:`~asynctasq.events.records.result_summary`).
 
     """
+    if error is not None and error_message is None:
+        try:
+            error_message = str(error)
+        except Exception:
+            error_message = "<its message could not be read>"
     return TaskEvent(
         event_type=kind,
         task_id=message.task_id,
@@ -53,23 +63,7 @@ def task_event(
         else (None if duration_seconds is None else utc(now - duration_seconds)),
         duration_ms=None if duration_seconds is None else duration_seconds * 1000.0,
         error_type=None if error is None else type(error).__name__,
-        error_message=None if error is None else str(error),
-        delay_seconds=delay_seconds,
-    )
-
-
-def failed_without_message(
-    queue: str, now: float, *, attempt: int, worker_id: str, error_type: str, error_message: str
-) -> TaskEvent:
-    """Return the ``task_failed`` event of a delivery whose payload could not be decoded."""
-    return TaskEvent(
-        event_type=EventType.TASK_FAILED,
-        task_id="",
-        task_name="",
-        queue=queue,
-        timestamp=utc(now),
-        attempt=attempt,
-        worker_id=worker_id,
-        error_type=error_type,
         error_message=error_message,
+        result=result,
+        delay_seconds=delay_seconds,
     )

@@ -16,6 +16,10 @@ Nine event types (SPEC §6; ``task_retrying`` is the seed's name):
 ========================  =============================================================
 
 Timestamps are timezone-aware ``datetime`` values in UTC; durations are milliseconds.
+Events of one process reach an emitter in the order they happened, but events from several
+processes (``task_enqueued`` from the dispatching one, the rest from a worker) reach a
+subscriber in no guaranteed order: order them by ``timestamp`` (clocks of different
+machines should be synchronised, e.g. by NTP).
 :func:`event_dict` gives the JSON form the Redis emitter publishes.
 
 Source: SPEC §6; seed/configuration.md "Events Configuration".
@@ -24,10 +28,19 @@ Source: SPEC §6; seed/configuration.md "Events Configuration".
 from __future__ import annotations
 
 import enum
+import reprlib
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+
+RESULT_CHARS = 200
+"""The longest ``result`` text of a ``task_completed`` event."""
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxstring = 80  # one long string still leaves room for the rest
+_REPR.maxother = 80
 
 
 class EventType(enum.StrEnum):
@@ -53,38 +66,67 @@ def utc(epoch_seconds: float) -> datetime:
     return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
+def result_summary(value: Any) -> str:
+    """Return a short ``repr`` of a task's return value, for ``TaskEvent.result``.
+
+    Abbreviated by :mod:`reprlib`: containers show their first items
+    (``[0, 1, 2, 3, 4, 5, ...]``, dict keys sorted), strings and other values at most 80
+    characters (``'xxx...xxx'``); then the text is cut to :data:`RESULT_CHARS` characters
+    (ending ``...``). A ``__repr__`` that raises gives ``<Type instance at 0x...>``.
+    Never raises.
+
+    Example:
+        ``result_summary({"sent": 3})`` is ``"{'sent': 3}"``.
+
+    """
+    try:
+        text = _REPR.repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+    return text if len(text) <= RESULT_CHARS else text[: RESULT_CHARS - 3] + "..."
+
+
 @attrs.frozen
 class TaskEvent:
     """Something that happened to one task.
 
     Attributes:
         event_type: one of the ``task_*`` types.
-        task_id: the id ``dispatch()`` returned (``""`` for an undecodable payload).
-        task_name: the registered task name (``""`` when unknown).
+        task_id: the id ``dispatch()`` returned; ``None`` when unknown (a payload that
+            could not be decoded, not even its id).
+        task_name: the registered task name; ``None`` when unknown (as ``task_id``).
         queue: the queue name.
-        timestamp: when the event happened (UTC).
-        attempt: the execution number, 1 for the first (at dispatch: 1).
-        max_attempts: executions allowed in total (0 when unknown).
+        timestamp: when the event happened (UTC). ``task_enqueued``: taken just before the
+            broker call (the event is published once the task is stored), so it is never
+            later than the ``task_started`` of the same task.
+        attempt: the execution number, 1 for the first (at dispatch: 1; for an undecodable
+            payload, the broker's delivery count).
+        max_attempts: executions allowed in total; ``None`` when unknown.
         worker_id: the worker (``hostname-pid-xxxxxx``); ``None`` at dispatch.
         correlation_id: the tracing id given at dispatch, or ``None``.
         dispatched_at: when the task was first dispatched (UTC), or ``None`` when unknown.
-        started_at: when this execution began (UTC); ``None`` before it began.
+        started_at: when this execution began (UTC): the same value in ``task_started``
+            and in the outcome event (completed, retrying, failed, cancelled) of one
+            execution; ``None`` when no execution ran (enqueued, an unknown task, ...).
         duration_ms: how long this execution ran, in milliseconds; ``None`` before it ended.
-        error_type: the exception class name for failed/retrying/cancelled, e.g. ``"ValueError"``.
+        error_type: the exception class name for failed/retrying/cancelled, e.g.
+            ``"ValueError"``; ``"TaskCancelledError"`` for an execution stopped by its
+            worker's shutdown.
         error_message: the exception message or the reason.
-        result: a short ``repr`` of the return value (completed), when reported.
+        result: ``task_completed``: a short ``repr`` of the return value, at most
+            :data:`RESULT_CHARS` characters (:func:`result_summary`); ``None`` otherwise.
         delay_seconds: at dispatch, the requested delay; when retrying, the wait before the
             next attempt.
 
     """
 
     event_type: EventType
-    task_id: str
-    task_name: str
+    task_id: str | None
+    task_name: str | None
     queue: str
     timestamp: datetime
     attempt: int = 1
-    max_attempts: int = 0
+    max_attempts: int | None = None
     worker_id: str | None = None
     correlation_id: str | None = None
     dispatched_at: datetime | None = None
@@ -109,8 +151,11 @@ class WorkerEvent:
         concurrency: the most tasks it runs at once.
         timestamp: when the event happened (UTC).
         active: executions running now.
-        processed: deliveries it took to an end (completed + retried + failed).
-        failed: executions that ended in an error (retried or dead-lettered).
+        processed: deliveries it took to an end (completed + retried + dead-lettered).
+        failed: deliveries that ended in an error: retried or dead-lettered (an
+            execution that raised or timed out, was cancelled at shutdown, or a delivery
+            that could not run: unknown task, undecodable payload, attempts used up);
+            ``processed - failed`` is the completed count.
         uptime_seconds: seconds since it started.
         driver: the driver it consumes from, e.g. ``"redis"``.
 

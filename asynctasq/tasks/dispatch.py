@@ -89,21 +89,33 @@ def outgoing(message: TaskMessage, driver: Driver, *, delay_seconds: float = 0.0
 
 
 def enqueued(
-    handle: Any, messages: Sequence[TaskMessage], delays: Sequence[float] | None = None
+    handle: Any,
+    messages: Sequence[TaskMessage],
+    delays: Sequence[float] | None = None,
+    *,
+    at: float | None = None,
 ) -> None:
     """Report messages just stored by the broker: ``task_enqueued`` events, a debug line.
+
+    Never raises: the tasks are stored, so a failure here (an event emitter's) must not make
+    the caller think the dispatch failed and dispatch again; it is logged.
 
     Args:
         handle: the handle they were dispatched through (its event bus gets the events).
         messages: the stored messages.
         delays: each message's dispatch delay in seconds (default none).
+        at: the events' timestamp, epoch seconds: taken just before the broker call, so it
+            is never later than a worker's ``task_started`` of the same task (default now).
     """
-    bus = handle.event_bus()
-    if bus.wants():
-        now = time.time()
-        for index, message in enumerate(messages):
-            delay = delays[index] if delays is not None else 0.0
-            bus.publish(task_event(EventType.TASK_ENQUEUED, message, now, delay_seconds=delay))
+    try:
+        bus = handle.event_bus()
+        if bus.wants():
+            now = time.time() if at is None else at
+            for index, message in enumerate(messages):
+                delay = delays[index] if delays is not None else 0.0
+                bus.publish(task_event(EventType.TASK_ENQUEUED, message, now, delay_seconds=delay))
+    except Exception:  # defensive: the bus itself never raises
+        logger.warning("reporting %d enqueued task(s) failed", len(messages), exc_info=True)
     if logger.isEnabledFor(logging.DEBUG):
         for message in messages:
             logger.debug(
@@ -126,8 +138,10 @@ async def dispatch(pending: PendingDispatch) -> str:
     handle = current_handle()
     message = build_message(pending, handle.config)
     driver = await handle.driver(pending.overrides.driver or pending.task.options.driver)
-    await driver.enqueue(outgoing(message, driver, delay_seconds=pending.delay_seconds))
-    enqueued(handle, (message,), (pending.delay_seconds,))
+    item = outgoing(message, driver, delay_seconds=pending.delay_seconds)
+    at = time.time()  # the event's timestamp: before the store, published after it
+    await driver.enqueue(item)
+    enqueued(handle, (message,), (pending.delay_seconds,), at=at)
     return message.task_id
 
 
@@ -162,7 +176,8 @@ async def dispatch_many(pendings: Sequence[PendingDispatch]) -> list[str]:
             raise type(exc)(f"dispatch_many item {index} ({pending.task.name}): {exc}") from exc
         messages.append(message)
         batches.setdefault(name, []).append(item)
+    at = time.time()  # the events' timestamp: before the store, published after it
     for name, batch in batches.items():
         await drivers[name].enqueue_many(batch)
-    enqueued(handle, messages, [pending.delay_seconds for pending in pendings])
+    enqueued(handle, messages, [pending.delay_seconds for pending in pendings], at=at)
     return [message.task_id for message in messages]

@@ -31,7 +31,6 @@ import time
 from collections.abc import Sequence
 
 from asynctasq import retry
-from asynctasq.errors import TaskCancelledError
 from asynctasq.message import TaskMessage
 from asynctasq.worker.errortext import describe_error
 from asynctasq.worker.fetch import release_jobs
@@ -44,6 +43,7 @@ from asynctasq.worker.settle import (
     retrying_in,
 )
 from asynctasq.worker.state import Job, WorkerState
+from asynctasq.worker.telemetry import cancelled_error, task_failed, task_retrying
 
 logger = logging.getLogger("asynctasq.worker")
 
@@ -86,19 +86,20 @@ def _leave_to_lease(state: WorkerState, job: Job, message: TaskMessage) -> None:
 
 async def _settle(state: WorkerState, job: Job, message: TaskMessage, since: float) -> None:
     attempt = retry.effective_attempt(message.attempt, job.delivery.delivery_count)
-    error = TaskCancelledError(
-        f"{REASON}: the worker stopped during attempt {attempt} of {message.max_attempts}"
-    )
-    ran = failed_after(time.monotonic() - since, error)
+    error = cancelled_error(message, attempt, REASON)
+    duration = time.monotonic() - since
+    ran = failed_after(duration, error)
     try:
         if attempt < message.max_attempts:
             await state.driver.retry(job.delivery, next_attempt(message, attempt, 0.0))
             state.retried += 1
+            task_retrying(state, job, message, attempt, duration, error, 0.0)
             report("retrying", job, message, attempt, f"{ran}; {retrying_in(0)}")
         else:
             entry = dead_letter_entry(job, message, attempt, type(error).__name__, str(error))
             await state.driver.dead_letter(job.delivery, entry)
             state.dead_lettered += 1
+            task_failed(state, job, entry, message, duration)
             text = f"{ran}; dead-lettered: max attempts ({message.max_attempts}) reached"
             report("dead-lettered", job, message, attempt, text)
     except Exception as exc:  # the lease expires; the redelivery counts this attempt

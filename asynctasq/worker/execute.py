@@ -46,19 +46,26 @@ def timeout_error(message: TaskMessage, elapsed_seconds: float) -> TaskTimeoutEr
     )
 
 
-async def run_async(invocation: Invocation, message: TaskMessage) -> BaseException | None:
-    """Await an async task's body within its timeout; return its error or ``None``."""
+async def run_async(
+    invocation: Invocation, message: TaskMessage, job: Job | None = None
+) -> BaseException | None:
+    """Await an async task's body within its timeout; return its error or ``None``.
+
+    On success its return value is left in ``job.result`` (for ``task_completed``).
+    """
     limit = message.timeout_seconds
     if limit is None:
         try:
-            await invocation.execute()
+            value = await invocation.execute()
         except Exception as exc:  # the task's failure is the outcome
             return exc
+        if job is not None:
+            job.result = value
         return None
     started = time.monotonic()
     try:
         async with asyncio.timeout(limit):
-            await invocation.execute()
+            value = await invocation.execute()
     except TimeoutError:
         return timeout_error(message, time.monotonic() - started)
     except Exception as exc:
@@ -66,6 +73,8 @@ async def run_async(invocation: Invocation, message: TaskMessage) -> BaseExcepti
     elapsed = time.monotonic() - started
     if elapsed > limit:  # it blocked the loop past its deadline and then returned
         return timeout_error(message, elapsed)
+    if job is not None:
+        job.result = value
     return None
 
 
@@ -75,17 +84,18 @@ async def run_sync(
     """Run a sync task's body in a worker thread within its timeout.
 
     On timeout the thread's call is left in ``job.thread``: the caller waits for
-    ``job.thread.finished`` before reusing its slot.
+    ``job.thread.finished`` before reusing its slot. On success the return value is left
+    in ``job.result``.
     """
     call = threads.submit(invocation.execute)
     limit = message.timeout_seconds
     started = time.monotonic()
     try:
         if limit is None:
-            await call.result
+            job.result = await call.result
         else:
             async with asyncio.timeout(limit):
-                await call.result
+                job.result = await call.result
     except TimeoutError:
         job.thread = call
         return timeout_error(message, time.monotonic() - started)
@@ -98,7 +108,10 @@ async def run_sync(
 
 
 async def run_process(
-    pool: WorkerPool | None, message: TaskMessage, started: Callable[[], None] = _nothing
+    pool: WorkerPool | None,
+    message: TaskMessage,
+    started: Callable[[], None] = _nothing,
+    job: Job | None = None,
 ) -> BaseException | None:
     """Run a process-pool task's body in a pool process; return its error or ``None``.
 
@@ -126,7 +139,11 @@ async def run_process(
         return TaskTimeoutError(f"{timeout_error(message, ran)}; its pool process was killed")
     except AsyncTasQError as exc:  # died, arguments not picklable, no process available
         return exc
-    return reply.error if isinstance(reply, Failed) else None
+    if isinstance(reply, Failed):
+        return reply.error
+    if job is not None:  # the value the pool process sent back (``job.result``)
+        job.result = reply.value
+    return None
 
 
 async def execute(
@@ -150,8 +167,8 @@ async def execute(
     """
     if mode == "async":
         started()
-        return await run_async(invocation, message)
+        return await run_async(invocation, message, job)
     if mode == "sync":
         started()
         return await run_sync(invocation, message, job, threads)
-    return await run_process(pool, message, started)
+    return await run_process(pool, message, started, job)

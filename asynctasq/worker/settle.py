@@ -125,7 +125,7 @@ async def dead_letter(
     what = f"dead-letter of task {entry.task_id or '(undecodable)'}"
     if await persist(what, lambda: state.driver.dead_letter(job.delivery, entry), _deadline(job)):
         state.dead_lettered += 1
-        task_failed(state, entry, message, duration)
+        task_failed(state, job, entry, message, duration)
     state.held.discard(job)
 
 
@@ -231,7 +231,7 @@ async def fail(
         state.held.discard(job)
         if stored:
             state.retried += 1
-            task_retrying(state, message, attempt, duration, error, decision.delay_seconds)
+            task_retrying(state, job, message, attempt, duration, error, decision.delay_seconds)
             if decision.delay_seconds > 0:
                 state.maintenance_due_in(decision.delay_seconds)
             text = f"{failed_after(duration, error)}; {retrying_in(decision.delay_seconds)}"

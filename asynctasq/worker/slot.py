@@ -160,7 +160,7 @@ def _begin(state: WorkerState, job: Job, message: TaskMessage, attempt: int) -> 
     state.pool_waiting.pop(job, None)
     job.running_since = time.monotonic()
     job.ran = True
-    task_started(state, message, attempt)
+    task_started(state, job, attempt)
 
 
 async def _unknown_task(state: WorkerState, job: Job, message: TaskMessage) -> None:

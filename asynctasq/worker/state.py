@@ -117,6 +117,9 @@ class Job:
             execution begins when a pool process takes it, not while it waits for one.
         ran: its execution began (it stays True while the outcome is being stored): the
             delivery used an attempt and must never be released as unstarted.
+        started_at: wall-clock time (epoch seconds) its execution began, for the events'
+            ``started_at`` (``task_started`` and the outcome carry the same value).
+        result: the execution's return value until ``task_completed`` reads it.
     """
 
     delivery: Delivery
@@ -126,6 +129,8 @@ class Job:
     thread: ThreadCall | None = None
     running_since: float | None = None
     ran: bool = False
+    started_at: float | None = None
+    result: Any = None
 
 
 def new_job(delivery: Delivery, now: float) -> Job:

@@ -177,9 +177,11 @@ async def test_heartbeat_failed_and_cancelled_events_reach_the_subscriber(
         "KeyError",
         "'gone'",
     )
-    cancelled = of_task(events, stuck)[-1]
+    started, cancelled, outcome = of_task(events, stuck)[-3:]
     assert cancelled["event_type"] == "task_cancelled"
-    assert cancelled["error_type"] == "CancelledError"
+    assert cancelled["error_type"] == "TaskCancelledError"  # as the log and the dead letter
+    assert cancelled["started_at"] == started["started_at"] == outcome["started_at"]
+    assert outcome["event_type"] in ("task_retrying", "task_failed")  # then its outcome
     beat = next(e for e in events if e["event_type"] == "worker_heartbeat")
     assert beat["queues"] == [queue]
     assert beat["uptime_seconds"] >= 0

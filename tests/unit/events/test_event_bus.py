@@ -139,9 +139,12 @@ async def test_a_stuck_emitter_never_blocks_publish_drops_beyond_capacity_and_sa
         await bus.aclose()
     assert stuck.seen == ["t0", "t1", "t2", "t3", "t4", "t5"]
     assert good.seen == [f"t{n}" for n in range(21)]
-    drops = [r.getMessage() for r in caplog.records if "is behind" in r.getMessage()]
-    assert drops[0].startswith("event emitter Stuck is behind: 1 event(s) dropped")
-    assert "14 event(s) dropped" in drops[-1]  # the rest, reported when the bus closed
+    [drops] = [r.getMessage() for r in caplog.records if "is behind" in r.getMessage()]
+    assert drops.startswith("event emitter Stuck is behind: 1 event(s) dropped")
+    [summary] = [r.getMessage() for r in caplog.records if "in all" in r.getMessage()]
+    assert summary == (  # the close sums up what the rate limit kept quiet
+        "event emitter Stuck lost 15 event(s) in all: 15 dropped while its queue was full"
+    )
 
 
 async def test_close_gives_up_on_a_stuck_emitter_after_its_timeout() -> None:
@@ -152,6 +155,22 @@ async def test_close_gives_up_on_a_stuck_emitter_after_its_timeout() -> None:
     await stuck.entered.wait()
     await bus.aclose(timeout_seconds=0.01)
     assert bus.dropped == 2  # t0 cancelled mid-emit, t1 never delivered
+
+
+async def test_events_dropped_at_close_are_reported_as_such_not_as_a_full_queue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stuck = Stuck()
+    bus = EventBus([stuck])
+    bus.publish(event(0))
+    bus.publish(event(1))
+    await stuck.entered.wait()
+    with caplog.at_level(logging.WARNING, logger="asynctasq.events"):
+        await bus.aclose(timeout_seconds=0.25)
+    assert [r.getMessage() for r in caplog.records] == [
+        "event emitter Stuck lost 2 event(s) in all: 2 dropped at close after 0.25 s "
+        "(not delivered in time)"
+    ]
 
 
 async def test_wants_is_false_while_only_a_silent_logging_emitter_listens(
@@ -200,3 +219,127 @@ def test_publishing_without_a_running_loop_drops_and_counts() -> None:
     bus = EventBus([AsyncCollector()])
     bus.publish(event(0))
     assert bus.dropped == 1
+
+
+class RaisingGate:
+    """An emitter whose enabled() raises (a user's bug)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def enabled(self) -> bool:
+        raise RuntimeError("enabled is broken")
+
+    async def emit(self, e: TaskEvent) -> None:
+        self.seen.append(e.task_id)
+
+
+async def test_an_enabled_that_raises_never_reaches_the_caller_it_is_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken, good = RaisingGate(), AsyncCollector()
+    bus = EventBus([broken, good])
+    with caplog.at_level(logging.WARNING, logger="asynctasq.events"):
+        assert EventBus([RaisingGate()]).wants()  # publish() counts the loss, not wants()
+        for n in range(3):
+            bus.publish(event(n))
+        await bus.aclose()
+    assert (broken.seen, good.seen) == ([], ["t0", "t1", "t2"])
+    assert (bus.failed, bus.dropped) == (3, 0)
+    first, summary = (r for r in caplog.records if r.name == "asynctasq.events")
+    assert first.getMessage().startswith(
+        "event emitter RaisingGate failed on 1 event(s) in enabled() (those events are lost"
+    )
+    assert first.exc_info is not None  # the first error of an emitter has its traceback
+    assert summary.getMessage() == (
+        "event emitter RaisingGate lost 3 event(s) in all: 3 failed (the emitter raised)"
+    )
+
+
+async def test_emit_many_and_close_that_raise_are_counted_and_logged() -> None:
+    class Bad:
+        def emit(self, e: TaskEvent) -> None: ...
+
+        async def emit_many(self, events: list[TaskEvent]) -> None:
+            raise ValueError("batch refused")
+
+        async def close(self) -> None:
+            raise ValueError("close refused")
+
+    bad = Bad()
+    bus = EventBus([bad], owned=[bad])
+    bus.publish(event(0))
+    await bus.aclose()  # does not raise
+    assert bus.failed == 1
+
+
+async def test_a_connection_error_is_logged_in_one_line_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from asynctasq.errors import DriverError
+
+    class Down:
+        async def emit(self, e: TaskEvent) -> None:
+            raise DriverError("redis", "publish event", "ConnectionError: connection refused")
+
+    bus = EventBus([Down()])
+    with caplog.at_level(logging.WARNING, logger="asynctasq.events"):
+        bus.publish(event(0))
+        await bus.aclose()
+    first = caplog.records[0]
+    assert first.exc_info is None
+    assert first.getMessage().endswith(
+        "DriverError: redis publish event failed: ConnectionError: connection refused"
+    )
+
+
+async def test_a_function_is_an_emitter_plain_or_async() -> None:
+    plain_seen: list[str] = []
+    async_seen: list[str] = []
+
+    def plain(e: TaskEvent) -> None:
+        plain_seen.append(e.task_id)
+
+    async def coroutine(e: TaskEvent) -> None:
+        async_seen.append(e.task_id)
+
+    bus = EventBus([plain, coroutine])
+    bus.publish(event(0))
+    bus.publish(event(1))
+    await bus.aclose()
+    assert plain_seen == async_seen == ["t0", "t1"]
+    assert bus.failed == 0
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_events_still_queued_when_the_loop_ends_are_delivered_and_owned_emitters_closed(
+    use_uvloop: bool,
+) -> None:
+    from asynctasq.runner import has_uvloop, run
+
+    if use_uvloop and not has_uvloop():
+        pytest.skip("uvloop is not installed")
+    collector = AsyncCollector()
+    bus = EventBus([collector], owned=[collector])
+
+    async def main() -> None:  # returns before the lane's task has run at all
+        bus.publish(event(0))
+        bus.publish(event(1))
+
+    run(main(), use_uvloop=use_uvloop)
+    assert collector.seen == ["t0", "t1"]
+    assert collector.closed
+    assert bus.dropped == 0
+
+
+def test_a_closed_bus_does_not_run_again_when_the_loop_ends() -> None:
+    collector = AsyncCollector()
+    bus = EventBus([collector], owned=[collector])
+
+    async def main() -> None:
+        bus.publish(event(0))
+        await bus.aclose()
+        collector.closed = False
+
+    asyncio.run(main())
+    assert (collector.seen, collector.closed) == (["t0"], False)

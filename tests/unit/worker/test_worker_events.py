@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from asynctasq import init
 from asynctasq.drivers.memory import MemoryDriver
-from asynctasq.events.records import EventType, TaskEvent, WorkerEvent
+from asynctasq.events.records import EventType, TaskEvent, WorkerEvent, utc
 from asynctasq.handle import Handle
 from asynctasq.tasks import task
 from asynctasq.worker import Shutdown
@@ -298,3 +299,136 @@ async def test_dispatch_many_emits_one_enqueued_event_per_task_with_its_delay(
         (ids[1], 30.0),
     ]
     assert await dead(handle) == []
+
+
+async def test_an_emitter_whose_enabled_raises_fails_no_dispatch_and_no_worker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class GateBroken:
+        def enabled(self) -> bool:
+            raise RuntimeError("enabled is broken")
+
+        async def emit(self, event: Any) -> None: ...
+
+    ran: list[int] = []
+
+    @task(queue="q")
+    async def fine(n: int) -> None:
+        ran.append(n)
+
+    async with init({"driver": "memory"}, event_emitters=[GateBroken()], env_file=None) as handle:
+        ids = [await fine(n).dispatch() for n in range(3)]  # each stored once, none raised
+        assert (await (await handle.driver()).sizes("q")).ready == 3
+        stats = await work(handle, tasks=[fine], max_tasks=3)
+    assert len(set(ids)) == 3
+    assert sorted(ran) == [0, 1, 2]
+    assert (stats.succeeded, stats.retried, stats.dead_lettered) == (3, 0, 0)
+    assert "event emitter GateBroken failed on 1 event(s) in enabled()" in caplog.text
+
+
+async def test_completed_carries_the_result_and_started_at_is_that_of_task_started(
+    handle: Handle, collector: Collector
+) -> None:
+    calls: list[int] = []
+
+    @task(queue="q", max_attempts=2)
+    async def sends(n: int) -> dict[str, Any]:
+        calls.append(n)
+        if len(calls) == 1:
+            raise ValueError("once")
+        return {"sent": n, "long": "x" * 1000}
+
+    @task(queue="q")
+    def plain() -> list[int]:
+        return list(range(100))
+
+    task_id = await sends(3).dispatch()
+    plain_id = await plain().dispatch()
+    await work(handle, tasks=[sends, plain], max_tasks=3, concurrency=1)
+    await settled(handle)
+    enqueued, started1, retrying, started2, completed = collector.of_task(task_id)
+    assert retrying.started_at == started1.started_at == started1.timestamp
+    assert completed.started_at == started2.started_at == started2.timestamp
+    assert completed.result == "{'long': '" + "x" * 37 + "..." + "x" * 38 + "', 'sent': 3}"
+    assert (enqueued.result, started2.result, retrying.result) == (None, None, None)
+    assert collector.of_task(plain_id)[-1].result == "[0, 1, 2, 3, 4, 5, ...]"
+
+
+async def test_task_enqueued_is_stamped_before_the_store_so_it_precedes_task_started(
+    handle: Handle, collector: Collector
+) -> None:
+    @task(queue="q")
+    async def quick() -> None: ...
+
+    driver = await handle.driver()
+    stored_at: list[float] = []
+    store = driver.enqueue
+
+    async def enqueue(item: Any) -> None:  # a worker could take it from here on
+        await store(item)
+        stored_at.append(time.time())
+
+    driver.enqueue = enqueue  # type: ignore[method-assign]
+    task_id = await quick().dispatch()
+    await work(handle, tasks=[quick], max_tasks=1)
+    await settled(handle)
+    enqueued, started, _ = collector.of_task(task_id)
+    assert enqueued.dispatched_at is not None
+    assert enqueued.dispatched_at <= enqueued.timestamp <= utc(stored_at[0])
+    assert enqueued.timestamp <= started.timestamp
+
+
+async def test_an_undecodable_payload_gives_task_failed_with_null_for_what_is_unknown(
+    handle: Handle, collector: Collector
+) -> None:
+    from asynctasq.drivers.protocol import Outgoing
+
+    @task(queue="q")
+    async def some() -> None: ...
+
+    driver = await handle.driver()
+    await driver.enqueue(Outgoing(queue="q", body=b"not a task", visibility_timeout_seconds=30))
+    await work(handle, tasks=[some], max_tasks=1)
+    await settled(handle)
+    [failed] = [e for e in collector.events if e.event_type is T.TASK_FAILED]
+    assert isinstance(failed, TaskEvent)
+    assert (failed.task_id, failed.task_name, failed.max_attempts) == (None, None, None)
+    assert (failed.correlation_id, failed.dispatched_at, failed.started_at) == (None, None, None)
+    assert failed.error_type == "SerializationError"
+    assert failed.attempt == 1
+
+
+@pytest.mark.parametrize("max_attempts", [2, 1])
+async def test_a_task_cancelled_at_shutdown_gives_task_cancelled_then_its_outcome(
+    handle: Handle, collector: Collector, max_attempts: int
+) -> None:
+    running = asyncio.Event()
+
+    @task(queue="q", max_attempts=max_attempts)
+    async def endless() -> None:
+        running.set()
+        await asyncio.sleep(60)
+
+    task_id = await endless().dispatch()
+    shutdown = Shutdown()
+    worker = asyncio.get_running_loop().create_task(
+        work(handle, tasks=[endless], shutdown=shutdown, shutdown_grace_seconds=0)
+    )
+    await running.wait()
+    shutdown.request()
+    stats = await worker
+    await settled(handle)
+    _, started, cancelled, outcome = collector.of_task(task_id)
+    assert cancelled.event_type is T.TASK_CANCELLED
+    assert cancelled.error_type == "TaskCancelledError"
+    assert (cancelled.error_message or "").startswith(
+        f"cancelled at shutdown: the worker stopped during attempt 1 of {max_attempts}"
+    )
+    assert cancelled.started_at == started.started_at
+    assert cancelled.duration_ms is not None
+    assert outcome.event_type is (T.TASK_RETRYING if max_attempts == 2 else T.TASK_FAILED)
+    assert (outcome.error_type, outcome.started_at) == ("TaskCancelledError", started.started_at)
+    assert (stats.retried, stats.dead_lettered) == (max_attempts - 1, 2 - max_attempts)
+    offline = collector.events[-1]
+    assert isinstance(offline, WorkerEvent)
+    assert (offline.processed, offline.failed) == (1, 1)  # a failed delivery, as documented
