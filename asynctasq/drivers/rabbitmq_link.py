@@ -36,6 +36,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     ExchangeType,
 )
+from aio_pika.connection import make_url
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelNotFoundEntity, PublishError
 
 from asynctasq.config.mask import scrub
@@ -57,6 +58,12 @@ def server_version(properties: object) -> tuple[int, ...]:
     raw = properties.get("version", b"") if isinstance(properties, dict) else b""
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
     return tuple(int(part) for part in text.split(".")[:2] if part.isdigit())
+
+
+async def _close_quietly(connection: AbstractRobustConnection) -> None:
+    """Close ``connection`` and stop its reconnection task, ignoring broker errors."""
+    with contextlib.suppress(*FAILURES):
+        await asyncio.shield(connection.close())
 
 
 class Link:
@@ -116,16 +123,23 @@ class Link:
             DriverError: the broker cannot be reached, refuses the login, or is older than 3.8.
 
         """
+        connection = aio_pika.RobustConnection(
+            make_url(self.config.url),
+            client_properties={"connection_name": self.connection_name},
+            reconnect_interval=self._reconnect_seconds,
+            fail_fast=True,
+        )
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                connection = await aio_pika.connect_robust(
-                    self.config.url,
-                    client_properties={"connection_name": self.connection_name},
-                    reconnect_interval=self._reconnect_seconds,
-                    fail_fast=True,
-                )
-        except FAILURES as exc:
-            raise self.error("open", exc) from exc
+                await connection.connect(timeout=self.timeout_seconds)
+        except BaseException as exc:
+            # Closing cancels the robust connection's reconnection task, which would
+            # otherwise outlive the error (it ignores the cancel of a timed-out connect)
+            # and keep the process from exiting.
+            await _close_quietly(connection)
+            if isinstance(exc, FAILURES):
+                raise self.error("open", exc) from exc
+            raise
         self._connection = connection
         try:
             async with asyncio.timeout(self.timeout_seconds):

@@ -1,0 +1,120 @@
+"""The RabbitMQ driver while its broker is unreachable: a TCP proxy in front of the real one.
+
+The shared broker is never stopped: the driver connects through
+:class:`~tests.integration.tcp_proxy.Proxy`, which is stopped (``SIGSTOP``: a blackhole,
+nothing answers) or killed (connections reset, new ones refused) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import aio_pika
+import attrs
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from asynctasq.config.records import RabbitMQConfig
+from asynctasq.drivers.rabbitmq import RabbitMQDriver
+from asynctasq.errors import DriverError
+from tests.integration.rabbitmq_admin import delete_topology
+from tests.integration.tcp_proxy import Proxy
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def proxy(rabbitmq_url: str) -> Iterator[Proxy]:
+    running = Proxy(rabbitmq_url).start()
+    yield running
+    running.stop()
+
+
+@attrs.define
+class Site:
+    """A unique exchange, the queues a test made, and the drivers it opened through the proxy."""
+
+    url: str
+    proxy: Proxy
+    exchange: str = attrs.field(factory=lambda: f"t-{uuid.uuid4().hex[:16]}")
+    queues: list[str] = attrs.field(factory=list)
+    drivers: list[RabbitMQDriver] = attrs.field(factory=list)
+
+    def queue(self) -> str:
+        name = f"t-{uuid.uuid4().hex[:16]}"
+        self.queues.append(name)
+        return name
+
+    def config(self, **settings: Any) -> RabbitMQConfig:
+        return RabbitMQConfig(url=self.proxy.url, exchange_name=self.exchange, **settings)
+
+    async def driver(self, **settings: Any) -> RabbitMQDriver:
+        """Open a driver through the proxy (reconnecting every 0.2 s, calls bounded at 5 s)."""
+        driver = RabbitMQDriver(
+            self.config(**settings), reconnect_seconds=0.2, operation_timeout_seconds=5.0
+        )
+        await driver.open()
+        self.drivers.append(driver)
+        return driver
+
+
+@pytest.fixture
+async def site(rabbitmq_url: str, proxy: Proxy) -> AsyncIterator[Site]:
+    made = Site(rabbitmq_url, proxy)
+    yield made
+    proxy.stop()
+    for driver in made.drivers:
+        await driver.close()
+    await delete_topology(rabbitmq_url, made.exchange, made.queues)
+
+
+@pytest.fixture
+async def raw(rabbitmq_url: str) -> AsyncIterator[AbstractChannel]:
+    connection = await aio_pika.connect(rabbitmq_url)
+    try:
+        yield await connection.channel()
+    finally:
+        await connection.close()
+
+
+async def until(check: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll ``check()`` every 0.05 s until truthy; fail after ``seconds``."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        if check():
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"not within {seconds} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def others() -> set[asyncio.Task[object]]:
+    """Return the tasks of this loop other than the current one, after a few loop turns."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[arg-type]
+
+
+async def test_an_open_that_times_out_against_a_blackholed_broker_leaves_nothing_running(
+    site: Site,
+) -> None:
+    # F1: the process must be able to exit after the error (no reconnect task left).
+    before = await others()
+    site.proxy.blackhole()
+    driver = RabbitMQDriver(site.config(), operation_timeout_seconds=1.0)
+    with pytest.raises(DriverError, match="rabbitmq open failed"):
+        await driver.open()
+    assert await others() - before == set()
+
+
+async def test_an_open_refused_by_a_stopped_broker_leaves_nothing_running(
+    site: Site,
+) -> None:
+    before = await others()
+    site.proxy.refuse()
+    driver = RabbitMQDriver(site.config(), operation_timeout_seconds=1.0)
+    with pytest.raises(DriverError, match="rabbitmq open failed"):
+        await driver.open()
+    assert await others() - before == set()
