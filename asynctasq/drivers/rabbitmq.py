@@ -23,8 +23,9 @@ headers). How the protocol maps onto RabbitMQ:
   ``redelivered``. A lost hold is detected as a closed channel. If the copy comes back
   here while the task still runs, it waits for that run and is settled by it (so a
   dropped connection does not run a task twice); ``extend`` renews the local lease that
-  bounds that wait. Otherwise ``ack`` skips the lost delivery (logged) and
-  ``retry``/``dead_letter`` store nothing: the copy runs again, counted.
+  bounds that wait. A run that ends before its copy is back (the connection is still
+  down) has its outcome remembered: the copy is acked, or its retry / dead letter stored,
+  when it arrives here. A copy given to another worker runs there, counted.
 * ``delivery_count``: kept in a header; a redelivered message is re-stamped with one more
   before anyone runs it (:mod:`rabbitmq_consume`).
 * ``release`` (shutdown): cancels the consumers, then stores each unfinished or merely

@@ -15,10 +15,11 @@ reports ``count + 1``, so every lost delivery is counted, however many times a w
 crashes. Releases never go through the ``redelivered`` path (see
 :mod:`~asynctasq.drivers.rabbitmq_settle`), so they are not counted. A copy coming back to
 the driver that lost it is handled by :mod:`~asynctasq.drivers.rabbitmq_redeliveries`: it
-waits for (and is settled by) the run still in progress, is acked if that run already
-finished, or, if it was only prefetched, is buffered again uncounted. A crashed process
-remembers nothing: then every message it held — running or only prefetched — comes back
-counted, so keep ``prefetch_count`` near the worker's concurrency.
+waits for (and is settled by) the run still in progress, is settled as that run was if it
+already finished (acked, or its retry or dead letter stored then), or, if it was only
+prefetched, is buffered again uncounted. A crashed process remembers nothing: then every
+message it held — running or only prefetched — comes back counted, so keep
+``prefetch_count`` near the worker's concurrency.
 
 Recovery. aio-pika's robust channel re-registers the consumers (and QoS) after a
 reconnection, and after the broker cancels a consumer (queue deleted). A watchdog checks
@@ -47,7 +48,7 @@ from asynctasq.drivers import rabbitmq_format as form
 from asynctasq.drivers.protocol import Delivery
 from asynctasq.drivers.rabbitmq_acks import Acks, Receipt
 from asynctasq.drivers.rabbitmq_link import FAILURES, Link
-from asynctasq.drivers.rabbitmq_redeliveries import Redeliveries
+from asynctasq.drivers.rabbitmq_redeliveries import Outcome, Redeliveries
 from asynctasq.errors import DriverError
 
 logger = logging.getLogger("asynctasq.drivers.rabbitmq")
@@ -139,8 +140,9 @@ class Consumers:
         if not self.acks.track(message):
             return  # the channel closed already: the broker requeued it
         action = self.redeliveries.arrived(queue, message) if message.redelivered else "fresh"
-        if action == "ack":  # its original finished while disconnected
-            self._spawn(self._ack_copy(queue, message))
+        if action == "settle":  # its original finished while disconnected
+            outcome = self.redeliveries.outcome(message)
+            self._spawn(self._settle_copy(queue, message, outcome))
         elif action == "restamp":
             self._spawn(self._restamp(queue, message))
         if action != "fresh":
@@ -163,11 +165,48 @@ class Consumers:
         for queue, message in self.redeliveries.expired():
             self._spawn(self._restamp(queue, message))
 
-    async def _ack_copy(self, queue: str, message: AbstractIncomingMessage) -> None:
+    async def _settle_copy(
+        self, queue: str, message: AbstractIncomingMessage, outcome: Outcome
+    ) -> None:
+        """Settle the copy of a task finished while disconnected as its original was.
+
+        ``outcome`` ``None``: ack it. Otherwise publish the retry or dead letter first
+        (confirmed); if that fails, the outcome is remembered again and the copy given
+        back, so it is settled the same way when it comes back.
+        """
+        operation = "ack"
+        if outcome is not None:
+            operation, triple = outcome
+            try:
+                await self._link.publish([triple])
+            except RESTAMP_FAILURES as exc:
+                logger.warning(
+                    "could not store the %s of a task on queue %r finished while "
+                    "disconnected (%s); giving its copy back to try again",
+                    operation,
+                    queue,
+                    exc,
+                )
+                self.redeliveries.remember(message.message_id or None, outcome)
+                await asyncio.sleep(RESTAMP_RETRY_SECONDS)
+                with contextlib.suppress(*FAILURES):
+                    self.acks.forget(message)
+                    await message.nack(requeue=True)
+                return
         if await self.acks.acknowledge([message]):
-            logger.warning("a copy of a task finished while disconnected could not be acked")
+            logger.warning(
+                "the redelivered copy of a task finished on queue %r while disconnected "
+                "could not be acked; it comes back",
+                queue,
+            )
+            self.redeliveries.remember(message.message_id or None, None)  # stored: ack it
         else:
-            logger.info("acked the redelivered copy of a task finished on queue %r", queue)
+            logger.info(
+                "settled the redelivered copy of a task finished on queue %r while "
+                "disconnected (%s)",
+                queue,
+                operation,
+            )
 
     async def _restamp(self, queue: str, message: AbstractIncomingMessage) -> None:
         """Store a copy counting the lost delivery, at the front; then drop the original."""

@@ -14,11 +14,13 @@ driver):
 * the original's lease runs out first (its worker is stuck): the copy is re-stamped (one
   more delivery counted) and handed out like any redelivery.
 
-An original acked after its channel was lost but before its copy arrived is remembered
-for :data:`FINISHED_SECONDS`; a copy arriving meanwhile is acked at once instead of run
-again. A copy of a message that was only buffered here (prefetched, never handed out) when
-its channel died is buffered again *uncounted*: it never started. A copy the broker gives
-to another worker runs there, counted (at-least-once).
+An original settled after its channel was lost but before its copy arrived is remembered
+with its outcome for :data:`FINISHED_SECONDS`; a copy arriving meanwhile is settled at once
+instead of run again: acked, or — for a retry or a dead letter — the next attempt (with its
+delay) or the dead letter (with the task's real error) is published, then the copy acked.
+A copy of a message that was only buffered here (prefetched, never handed out) when its
+channel died is buffered again *uncounted*: it never started. A copy the broker gives to
+another worker runs there, counted (at-least-once).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import time
 from typing import Literal
 
+from aio_pika import Message
 from aio_pika.abc import AbstractIncomingMessage
 
 from asynctasq.drivers.rabbitmq_acks import Receipt
@@ -33,7 +36,11 @@ from asynctasq.drivers.rabbitmq_acks import Receipt
 FINISHED_SECONDS = 600.0
 """How long an original finished while disconnected is remembered."""
 
-Action = Literal["ack", "park", "restamp", "fresh"]
+Action = Literal["settle", "park", "restamp", "fresh"]
+
+Outcome = tuple[str, tuple[str, str, Message]] | None
+"""How a lost delivery was settled: ``None`` (acked), or ``(operation, (queue, routing key,
+message))`` — the retry or dead letter to publish before acking its copy."""
 
 
 def _id(message: AbstractIncomingMessage) -> str | None:
@@ -46,7 +53,7 @@ class Redeliveries:
     def __init__(self) -> None:
         self._running: dict[str, Receipt] = {}
         self._parked: dict[str, tuple[str, AbstractIncomingMessage]] = {}
-        self._finished: dict[str, float] = {}
+        self._finished: dict[str, tuple[float, Outcome]] = {}
         self._buffered: dict[str, Receipt] = {}
         self._unstarted: dict[str, float] = {}
 
@@ -88,9 +95,10 @@ class Redeliveries:
         key = _id(message)
         if key is None:
             return "restamp"
-        finished = self._finished.pop(key, None)
-        if finished is not None and finished > time.monotonic():
-            return "ack"
+        finished = self._finished.get(key)
+        if finished is not None and finished[0] > time.monotonic():
+            return "settle"
+        self._finished.pop(key, None)
         original = self._running.get(key)
         if original is not None and original.leased:
             self._parked[key] = (queue, message)
@@ -112,11 +120,33 @@ class Redeliveries:
         if (key := _id(receipt.message)) is not None:
             self._parked[key] = (queue, message)
 
-    def finished_while_lost(self, receipt: Receipt) -> None:
-        """Remember that a lost delivery was acked: a copy arriving later is acked at once."""
-        now = self._prune(self._finished)
-        if (key := _id(receipt.message)) is not None:
-            self._finished[key] = now + FINISHED_SECONDS
+    def finished_while_lost(self, receipt: Receipt, outcome: Outcome = None) -> None:
+        """Remember how a lost delivery was settled: a copy arriving later is settled so.
+
+        Args:
+            receipt: the lost delivery.
+            outcome: ``None`` (acked) or the retry / dead letter to publish (see
+                :data:`Outcome`).
+
+        """
+        self.remember(_id(receipt.message), outcome)
+
+    def remember(self, key: str | None, outcome: Outcome) -> None:
+        """Remember ``outcome`` for the copies of message id ``key`` (see above)."""
+        now = time.monotonic()
+        for old in [old for old, (until, _) in self._finished.items() if until <= now]:
+            del self._finished[old]
+        if key is not None:
+            self._finished[key] = (now + FINISHED_SECONDS, outcome)
+
+    def outcome(self, message: AbstractIncomingMessage) -> Outcome:
+        """Return (and forget) the outcome remembered for ``message``'s original.
+
+        Call after :meth:`arrived` returned ``"settle"``.
+        """
+        key = _id(message)
+        found = None if key is None else self._finished.pop(key, None)
+        return None if found is None else found[1]
 
     def expired(self) -> list[tuple[str, AbstractIncomingMessage]]:
         """Release the parked copies whose original's lease ran out (or that has gone)."""

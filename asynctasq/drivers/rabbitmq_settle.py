@@ -3,8 +3,9 @@
 Every settlement acts on the message this driver still holds for the delivery: its own,
 or — when its channel was lost — the redelivered copy parked for it
 (:mod:`rabbitmq_redeliveries`). Neither held: the broker has the message again and gives
-it to a consumer, counted; nothing is stored here (an ack is remembered, so a copy that
-comes back later is acked instead of run).
+it to a consumer; the outcome (ack, retry or dead letter) is remembered, so a copy that
+comes back to this driver is settled that way instead of run (one that goes to another
+worker runs there, counted).
 
 * ``replace``: publish the next attempt (or the dead letter) with a confirm, *then* ack the
   old delivery — a crash in between may duplicate the task, never lose it;
@@ -120,7 +121,11 @@ class Settlement:
             self._consumers.forget(delivery.queue, delivery.receipt)
 
     async def replace(self, operation: str, delivery: Delivery, triple: Triple) -> None:
-        """Publish ``triple`` (confirmed), then ack ``delivery``; nothing if it was lost.
+        """Publish ``triple`` (confirmed), then ack ``delivery``.
+
+        A delivery lost with its channel (no copy held here yet) is not stored now: the
+        broker delivers its copy again, and ``triple`` is published for that copy when it
+        arrives here (instead of running the task again).
 
         Raises:
             Exception: what aio-pika raised while publishing (nothing acked; call again).
@@ -129,10 +134,18 @@ class Settlement:
         receipt: Receipt = delivery.receipt
         message = self._settling(delivery)
         if message is None:
+            remembered = self._consumers.handed_out(delivery.queue, receipt)
+            if remembered:
+                outcome = (operation, triple)
+                self._consumers.redeliveries.finished_while_lost(receipt, outcome)
             logger.warning(
-                "%s: the delivery on queue %r was lost with its channel; not stored",
+                "%s: the delivery on queue %r was lost with its channel; %s",
                 operation,
                 delivery.queue,
+                "stored when the broker delivers it to this worker again (another worker "
+                "would run it again, counted)"
+                if remembered
+                else "not stored",
             )
             self._consumers.forget(delivery.queue, receipt)
             return

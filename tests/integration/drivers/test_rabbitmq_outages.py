@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aio_pika
+import anyio
 import attrs
 import pytest
 from aio_pika.abc import AbstractChannel
 
 from asynctasq.config.records import RabbitMQConfig
+from asynctasq.drivers.protocol import DeadLetterEntry, Outgoing, QueueSizes
 from asynctasq.drivers.rabbitmq import RabbitMQDriver
 from asynctasq.errors import DriverError
 from tests.integration.rabbitmq_admin import delete_topology
@@ -118,3 +120,47 @@ async def test_an_open_refused_by_a_stopped_broker_leaves_nothing_running(
     with pytest.raises(DriverError, match="rabbitmq open failed"):
         await driver.open()
     assert await others() - before == set()
+
+
+async def test_a_dead_letter_of_a_delivery_lost_with_the_connection_is_stored_for_its_copy(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    # F2: the last attempt fails while the connection is down. The dead letter cannot be
+    # stored then; the copy the broker delivers once the connection is back is
+    # dead-lettered with the task's real error, not run again (nor lost as WorkerLostError).
+    driver = await site.driver()
+    q = site.queue()
+    await driver.enqueue(Outgoing(q, b"doomed", task_id="t1"))
+    [delivery] = await driver.dequeue([q], limit=1, wait_seconds=5.0)
+    site.proxy.refuse()
+    await until(lambda: not driver._link.connected, 10, "the driver sees the connection down")
+    entry = DeadLetterEntry(q, b"doomed", "t1", "mod:fn", "ValueError", "bad input", 3, 1.5)
+    await driver.dead_letter(delivery, entry)
+    site.proxy.start()
+    with anyio.fail_after(30):
+        while not (dead := await driver.dead_letters(q)):
+            assert await driver.dequeue([q], limit=1, wait_seconds=0.2) == []
+    assert [(d.error_type, d.error_message, d.attempts) for d in dead] == [
+        ("ValueError", "bad input", 3)
+    ]
+    assert await driver.dequeue([q], limit=1, wait_seconds=0.5) == []
+    assert await driver.sizes(q) == QueueSizes(0, 0, 0, 1)
+
+
+async def test_a_retry_of_a_delivery_lost_with_the_connection_is_stored_for_its_copy(
+    site: Site,
+) -> None:
+    driver = await site.driver()
+    q = site.queue()
+    await driver.enqueue(Outgoing(q, b"attempt 1"))
+    [delivery] = await driver.dequeue([q], limit=1, wait_seconds=5.0)
+    site.proxy.refuse()
+    await until(lambda: not driver._link.connected, 10, "the driver sees the connection down")
+    await driver.retry(delivery, Outgoing(q, b"attempt 2", delay_seconds=0.5))
+    site.proxy.start()
+    with anyio.fail_after(30):
+        while not (got := await driver.dequeue([q], limit=5, wait_seconds=0.2)):
+            await driver.maintain([q])
+    assert [(d.body, d.delivery_count) for d in got] == [(b"attempt 2", 1)]
+    await driver.ack(got)
+    assert await driver.sizes(q) == QueueSizes(0, 0, 0, 0)
