@@ -37,9 +37,10 @@ to this handle (a ``configured()`` block's handle does not close the emitters it
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     from asynctasq.events.bus import EventBus
 
 NOT_INITIALISED = "asynctasq is not initialised: call asynctasq.init() first"
+
+logger = logging.getLogger("asynctasq")
 
 
 def checked_emitters(emitters: Iterable[Any]) -> tuple[Any, ...]:
@@ -106,6 +109,49 @@ class _Services:
         self.lock = asyncio.Lock()
         self.drivers: dict[str, Driver] = {}
         self.bus: EventBus | None = None
+        self.loop_end: AsyncGenerator[None, None] | None = None
+
+    def watch_loop_end(self) -> None:
+        """Close the drivers still open when the running loop ends (``asyncio.run()`` returns).
+
+        An async generator started on the loop: the loop's ``shutdown_asyncgens()`` (called
+        by ``asyncio.run()`` and ``asyncio.Runner``) closes it, and its ``finally`` closes
+        the drivers, so a script that dispatches from ``asyncio.run(main())`` after a
+        module-level ``init()`` leaves no connection open. (The event bus delivers its own
+        events then; see :mod:`asynctasq.events.bus`.)
+        """
+        if self.loop_end is not None:
+            return
+        guard = _close_at_loop_end(weakref.ref(self))
+        try:
+            guard.asend(None).send(None)  # runs it to its yield; the loop now tracks it
+        except StopIteration:
+            self.loop_end = guard
+        except Exception:  # the loop is already shutting down
+            logger.debug("cannot register for the end of the loop", exc_info=True)
+
+    async def close_drivers(self) -> None:
+        """Close the drivers left open (at the loop's end); failures are logged."""
+        built = list(self.drivers.values())
+        self.drivers.clear()
+        for driver in reversed(built):
+            try:
+                await driver.close()
+            except Exception as exc:
+                logger.warning(
+                    "closing the %s driver at the end of the event loop failed: %s",
+                    getattr(driver, "name", type(driver).__name__),
+                    exc,
+                )
+
+
+async def _close_at_loop_end(ref: weakref.ref[_Services]) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        services = ref()
+        if services is not None and services.drivers:
+            await services.close_drivers()
 
 
 class Handle:
@@ -124,7 +170,10 @@ class Handle:
 
     Services belong to the event loop that built them: ``driver()`` called under another
     running loop builds that loop's own driver, and a loop's services are dropped when the
-    loop has closed. ``aclose()`` closes the services of the running loop.
+    loop has closed. ``aclose()`` closes the services of the running loop; what is still
+    open when a loop ends through ``asyncio.run()`` (or any runner calling
+    ``loop.shutdown_asyncgens()``) is closed then: queued events are delivered and the
+    drivers closed, so ``init()`` at module level and ``asyncio.run(main())`` work.
 
     """
 
@@ -199,6 +248,7 @@ class Handle:
                 found = drivers.build_driver(self.config, key, provenance=self.provenance)
                 await found.open()
                 services.drivers[key] = found
+                services.watch_loop_end()
         return found
 
     def event_bus(self) -> EventBus:

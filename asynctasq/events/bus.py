@@ -57,6 +57,9 @@ REPORT_SECONDS = 60.0
 CLOSE_SECONDS = 5.0
 """How long closing the bus waits for the lanes to deliver what they hold."""
 
+CANCEL_SECONDS = 1.0
+"""How long closing the bus waits for a lane it cancelled to stop."""
+
 BATCH_SECONDS = 0.005
 """How long a lane woken by a new event waits for more before delivering (one batch)."""
 
@@ -252,6 +255,7 @@ class _Lane:
 
     async def drain(self) -> None:
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
         while True:
             if not self.queue:
                 if self.closing:
@@ -267,10 +271,18 @@ class _Lane:
             batch = list(self.queue)
             self.queue.clear()
             self.pending = len(batch)
-            call, errors = await self.deliver(batch)
+            try:
+                call, errors = await self.deliver(batch)
+            except asyncio.CancelledError:  # the loop is ending, or closing gave up
+                if self.pending:  # not delivered (or not known to be): back to the front
+                    self.queue.extendleft(reversed(batch[len(batch) - self.pending :]))
+                    self.pending = 0
+                raise
             self.pending = 0
             if errors:
                 self.fail(errors, call)
+            if me is not None and me.cancelling():  # the emitter swallowed the cancellation
+                raise asyncio.CancelledError  # (redis-py can): honour it, or the loop hangs
 
     async def deliver(self, batch: list[Event]) -> tuple[str, list[BaseException]]:
         """Hand ``batch`` to the emitter; return the method called and the errors raised."""
@@ -286,7 +298,11 @@ class _Lane:
             if isinstance(emitter, LoggingEventEmitter):
                 return call, _call_each(emit, batch)
             if not self.emit_is_async:
-                return call, await asyncio.to_thread(_call_each, emit, batch)
+                try:
+                    return call, await asyncio.to_thread(_call_each, emit, batch)
+                except asyncio.CancelledError:  # the thread still delivers the whole batch
+                    self.pending = 0
+                    raise
             errors: list[BaseException] = []
             for event in batch:
                 try:
@@ -440,22 +456,12 @@ class EventBus:
         await self._finish(CLOSE_SECONDS if timeout_seconds is None else timeout_seconds)
 
     async def _finish(self, timeout_seconds: float) -> None:
-        running = []
-        for lane in self._lanes:
-            lane.closing = True
-            if lane.task is not None and not lane.task.done():
-                if lane.waiter is not None and not lane.waiter.done():
-                    lane.waiter.set_result(None)
-            elif lane.queue:  # its task was cancelled (the loop is ending) or never ran
-                lane.task = asyncio.get_running_loop().create_task(lane.drain())
-            if lane.task is not None and not lane.task.done():
-                running.append(lane.task)
+        """Deliver what the lanes hold (up to ``timeout_seconds``), report, close owned ones."""
+        running = [task for lane in self._lanes if (task := _last_drain(lane)) is not None]
         if running:
             await asyncio.wait(running, timeout=timeout_seconds)
         for lane in self._lanes:
-            if lane.task is not None and not lane.task.done():
-                lane.task.cancel()
-                await asyncio.gather(lane.task, return_exceptions=True)
+            await _stop(lane)
             lane.close_report(timeout_seconds)
         for emitter in self._owned:
             await _close(emitter)
@@ -464,6 +470,31 @@ class EventBus:
         for lane in self._lanes:
             lane.closing = False
             lane.task = None
+
+
+def _last_drain(lane: _Lane) -> asyncio.Task[None] | None:
+    """Mark ``lane`` closing and return the task delivering what it holds, if any."""
+    lane.closing = True
+    task = lane.task
+    if task is not None and not task.done():
+        if lane.waiter is not None and not lane.waiter.done():
+            lane.waiter.set_result(None)
+        return task
+    if lane.queue:  # its task was cancelled (the loop is ending) or never ran
+        lane.task = asyncio.get_running_loop().create_task(lane.drain())
+        return lane.task
+    return None
+
+
+async def _stop(lane: _Lane) -> None:
+    """Cancel ``lane``'s task if it still runs; give up on it after :data:`CANCEL_SECONDS`."""
+    task = lane.task
+    if task is None or task.done():
+        return
+    task.cancel()
+    await asyncio.wait([task], timeout=CANCEL_SECONDS)
+    if not task.done():  # its emitter ignores cancellation: leave it
+        logger.warning("event emitter %s does not stop when cancelled; left running", lane.name)
 
 
 async def _close(emitter: Any) -> None:

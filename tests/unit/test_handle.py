@@ -274,7 +274,22 @@ def test_sync_configured_around_asyncio_run_drops_closed_loop_services(
 
         asyncio.run(use())
         assert not handle.has_services()  # its loop is closed; nothing left to close
-    assert log == ["build redis", "open redis"]
+    assert log == ["build redis", "open redis", "close redis"]  # closed as asyncio.run ended
+
+
+def test_drivers_left_open_are_closed_when_asyncio_run_ends_and_a_failure_is_logged(
+    log: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    handle = init({"driver": "redis"}, env_file=None)
+
+    async def use() -> None:
+        driver = await handle.driver()
+        driver.fail_close = True  # type: ignore[attr-defined]
+
+    asyncio.run(use())  # no aclose(): the loop's end closes what it left open
+    asyncio.run(use())  # a second loop builds and closes its own
+    assert log == ["build redis", "open redis", "close redis"] * 2
+    assert "closing the redis driver at the end of the event loop failed" in caplog.text
 
 
 @pytest.mark.anyio
@@ -367,12 +382,53 @@ def test_emitters_with_a_plain_or_coroutine_emit_are_accepted() -> None:
         ([Emitter(), "log"], r"event_emitters\[1\] \(str object\) is not an event emitter"),
         ([type("NoCall", (), {"emit": 5})()], r"event_emitters\[0\] \(NoCall object\)"),
         (Emitter(), r"event_emitters must be a list of emitters, got one Emitter"),
+        ([AsyncEmitter], r"event_emitters\[0\] is the class AsyncEmitter.*AsyncEmitter\(\)"),
+        ("log", r"event_emitters must be a list of emitters, got a str"),
+        (print, r"got one builtin_function_or_method; pass \[print\]"),
     ],
 )
 def test_an_object_without_emit_is_refused_naming_it(emitters: Any, message: str) -> None:
     with pytest.raises(TypeError, match=message):
         init(event_emitters=emitters)
     assert context.current() is None
+
+
+def test_a_plain_or_async_function_is_an_emitter() -> None:
+    def plain(event: object) -> None: ...
+
+    async def coroutine(event: object) -> None: ...
+
+    assert init(event_emitters=[plain, coroutine]).event_emitters == (plain, coroutine)
+
+
+class Closable:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self.closed = 0
+
+    async def emit(self, event: object) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.mark.anyio
+async def test_the_handle_closes_the_emitters_given_to_it_not_those_a_block_inherits() -> None:
+    from asynctasq.events.records import EventType, TaskEvent, utc
+
+    mine, blocks = Closable(), Closable()
+    event = TaskEvent(EventType.TASK_STARTED, "t", "m:f", "q", utc(0))
+    async with init({"driver": "memory"}, event_emitters=[mine], env_file=None) as handle:
+        async with configured(task_defaults={"queue": "b"}) as inherits:
+            inherits.event_bus().publish(event)
+        assert mine.closed == 0  # the block only inherited it
+        async with configured(event_emitters=[blocks]) as own:
+            assert own.event_emitters == (blocks,)  # replaces the enclosing handle's
+            own.event_bus().publish(event)
+        assert (blocks.events, blocks.closed) == ([event], 1)
+        handle.event_bus().publish(event)
+    assert (mine.events, mine.closed) == ([event, event], 1)
 
 
 def test_configured_blocks_exited_out_of_order_raise_and_change_nothing() -> None:

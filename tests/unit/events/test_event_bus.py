@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from datetime import UTC, datetime
@@ -221,6 +222,24 @@ def test_publishing_without_a_running_loop_drops_and_counts() -> None:
     assert bus.dropped == 1
 
 
+class Signal:
+    """An ``asyncio.Event`` made inside the loop that first uses it (tests run several)."""
+
+    def __init__(self) -> None:
+        self.event: asyncio.Event | None = None
+
+    def _get(self) -> asyncio.Event:
+        if self.event is None:
+            self.event = asyncio.Event()
+        return self.event
+
+    def set(self) -> None:
+        self._get().set()
+
+    async def wait(self) -> None:
+        await self._get().wait()
+
+
 class RaisingGate:
     """An emitter whose enabled() raises (a user's bug)."""
 
@@ -330,6 +349,51 @@ def test_events_still_queued_when_the_loop_ends_are_delivered_and_owned_emitters
     assert collector.seen == ["t0", "t1"]
     assert collector.closed
     assert bus.dropped == 0
+
+
+def test_an_emit_cancelled_by_the_end_of_the_loop_is_delivered_again_at_the_end() -> None:
+    seen: list[str] = []
+    entered: list[str] = []
+    inside = Signal()
+
+    async def slow(e: TaskEvent) -> None:
+        entered.append(e.task_id)
+        inside.set()
+        await asyncio.sleep(0.01)  # asyncio.run() cancels the lane here the first time
+        seen.append(e.task_id)
+
+    bus = EventBus([slow])
+
+    async def main() -> None:
+        bus.publish(event(0))
+        await inside.wait()  # the lane is inside emit() when main returns
+
+    asyncio.run(main())
+    assert (entered, seen) == (["t0", "t0"], ["t0"])
+    assert bus.dropped == 0
+
+
+def test_an_emitter_that_swallows_the_cancellation_does_not_hang_the_end_of_the_loop() -> None:
+    # redis-py's publish can return normally although the lane's task was cancelled
+    # meanwhile; the lane went back to waiting and asyncio.run() never returned.
+    inside = Signal()
+
+    class Swallower:
+        async def emit(self, e: TaskEvent) -> None:
+            inside.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.2)
+
+    bus = EventBus([Swallower()])
+
+    async def main() -> None:
+        bus.publish(event(0))
+        await inside.wait()
+
+    runner = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    runner.start()
+    runner.join(timeout=10)
+    assert not runner.is_alive()
 
 
 def test_a_closed_bus_does_not_run_again_when_the_loop_ends() -> None:
