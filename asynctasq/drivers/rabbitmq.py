@@ -82,10 +82,12 @@ DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024 - 64 * 1024
 Source: rabbitmq-server PR 11455, "Reduce default maximum message size to 16MB" (4.0.0);
 3.8-3.13 accept 128 MiB."""
 
-CLOSE_SECONDS = 5.0
-"""How long ``close`` tries to give buffered messages back before leaving it to the broker."""
-
-CLOSE_FAILURES: tuple[type[BaseException], ...] = (*FAILURES, DriverError)
+SHUTDOWN_SECONDS = 5.0
+"""The longest each broker call of a stopping worker may take: ``release``,
+``remove_worker`` and the give-back in ``close``. Past it the broker requeues what the
+connection held when the connection closes. Once one of them timed out, ``close`` does
+not try again (the broker is unreachable), so a stop with the broker down takes seconds,
+not the 30 s operation timeout per call."""
 
 _T = TypeVar("_T")
 
@@ -150,6 +152,7 @@ class RabbitMQDriver:
         self._link.on_declared = self._inspect.record_queue
         self._ids = form.MessageIds()
         self._opened = False
+        self._unreachable = False  # a shutdown call timed out: close does not try again
 
     @property
     def completed_limit(self) -> int:
@@ -176,14 +179,27 @@ class RabbitMQDriver:
         if not self._opened:
             return
         self._opened = False
-        try:
-            async with asyncio.timeout(CLOSE_SECONDS):
-                await self._settle.release([])
-        except CLOSE_FAILURES as exc:
-            logger.warning("could not give buffered messages back (%s); the broker will", exc)
+        if self._unreachable or not self._link.connected:
+            if buffered := self._consumers.buffered_total():
+                logger.warning(
+                    "not giving %d prefetched messages back (%s); the broker requeues them "
+                    "when it sees the connection closed",
+                    buffered,
+                    "the broker did not answer" if self._link.connected else "connection down",
+                )
+        else:
+            try:
+                await self._shutdown_call("close", self._settle.release([]))
+            except DriverError as exc:
+                logger.warning(
+                    "could not give buffered messages back (%s); the broker requeues them "
+                    "when the connection closes",
+                    exc,
+                )
         if unsettled := self._consumers.unsettled():
             logger.warning("closing with %d unsettled deliveries; they will run again", unsettled)
-        await self._consumers.close()
+        reachable = self._link.connected and not self._unreachable
+        await self._consumers.close(graceful=reachable)
         await self._link.close()
 
     def _triple(self, message: Outgoing) -> Triple:
@@ -267,15 +283,35 @@ class RabbitMQDriver:
         Their next delivery reports the same ``delivery_count``. Consuming starts again
         on the next ``dequeue``.
 
+        A stopping worker calls it: it waits at most :data:`SHUTDOWN_SECONDS`.
+
         Raises:
-            DriverError: the broker failed (the messages then come back when the connection
-                closes, counted as a lost delivery).
+            DriverError: the broker failed or did not answer in time (the messages then come
+                back when the connection closes, counted as a lost delivery).
+
+        """
+        await self._shutdown_call("release", self._settle.release(deliveries))
+
+    async def _shutdown_call(self, operation: str, call: Coroutine[Any, Any, None]) -> None:
+        """Await ``call`` for at most :data:`SHUTDOWN_SECONDS`.
+
+        Raises:
+            DriverError: the broker failed or did not answer in time (then later shutdown
+                calls are skipped).
 
         """
         try:
-            await self._settle.release(deliveries)
+            async with asyncio.timeout(SHUTDOWN_SECONDS):
+                await call
+        except TimeoutError as exc:
+            self._unreachable = True
+            raise DriverError(
+                "rabbitmq",
+                operation,
+                f"no answer from the broker within {SHUTDOWN_SECONDS:g} s (stopping)",
+            ) from exc
         except FAILURES as exc:
-            raise self._link.error("release", exc) from exc
+            raise self._link.error(operation, exc) from exc
 
     async def _replace(self, operation: str, delivery: Delivery, triple: Triple) -> None:
         try:
@@ -426,11 +462,14 @@ class RabbitMQDriver:
     async def remove_worker(self, worker_id: str) -> None:
         """Record that ``worker_id`` stopped (nothing changes if it is unknown).
 
+        A stopping worker calls it: it waits at most :data:`SHUTDOWN_SECONDS` (the record
+        of a worker that could not say goodbye expires with its last heartbeat).
+
         Raises:
-            DriverError: the broker failed.
+            DriverError: the broker failed or did not answer in time.
 
         """
-        await self._inspecting("remove_worker", self._inspect.remove_worker(worker_id))
+        await self._shutdown_call("remove_worker", self._inspect.remove_worker(worker_id))
 
     async def live_workers(self) -> list[WorkerInfo]:
         """Return the workers whose last heartbeat is within its ttl (broker clock), by id.

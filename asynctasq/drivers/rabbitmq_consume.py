@@ -256,13 +256,27 @@ class Consumers:
                 buffer.clear()
         return leftovers
 
-    async def close(self) -> None:
-        """Close the consumer channel (call :meth:`stop` first)."""
+    async def close(self, *, graceful: bool = True) -> None:
+        """Stop the watchdog and close the consumer channel (call :meth:`stop` first).
+
+        Args:
+            graceful: close the channel on the broker (waits for its answer, at most the
+                operation timeout). False (the broker does not answer): leave the channel
+                to the connection's close.
+
+        """
+        watchdog, self._watchdog = self._watchdog, None
+        pending = [*self._restamps, *([watchdog] if watchdog is not None else [])]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         channel, self._channel = self._channel, None
         self._queues.clear()
-        if channel is not None:
+        self._tags.clear()
+        if channel is not None and graceful:
             with contextlib.suppress(*FAILURES):
-                await channel.close()
+                async with asyncio.timeout(self._link.timeout_seconds):
+                    await channel.close()
 
     # -- handing out -----------------------------------------------------------------
 
@@ -376,6 +390,10 @@ class Consumers:
     def buffered(self, queue: str) -> int:
         """Return how many live deliveries of ``queue`` wait in the buffer."""
         return sum(1 for d in self._buffers.get(queue, ()) if not d.receipt.lost)
+
+    def buffered_total(self) -> int:
+        """Return how many live deliveries wait in the buffer, all queues."""
+        return sum(self.buffered(queue) for queue in self._buffers)
 
     def in_flight(self, queue: str) -> int:
         """Return how many live deliveries of ``queue`` are handed out and unsettled."""

@@ -49,6 +49,9 @@ logger = logging.getLogger("asynctasq.drivers.rabbitmq")
 FAILURES: tuple[type[BaseException], ...] = (*CONNECTION_EXCEPTIONS, TimeoutError)
 """What aio-pika, aiormq and the socket raise; translated to ``DriverError`` at the edge."""
 
+CLOSE_SECONDS = 5.0
+"""The longest closing the connection may take (the broker may not answer)."""
+
 MIN_SERVER_VERSION = (3, 8)
 """SPEC §5: RabbitMQ 3.8 or newer."""
 
@@ -170,13 +173,18 @@ class Link:
             )
 
     async def close(self) -> None:
-        """Close the connection and every channel (idempotent)."""
+        """Close the connection and every channel (idempotent; at most :data:`CLOSE_SECONDS`).
+
+        aiormq waits up to 2 s for the broker's close-ok; a broker that does not answer
+        costs that, and the socket is closed anyway.
+        """
         connection, self._connection = self._connection, None
         self._publisher = self._admin = self._exchange = None
         self._ensured.clear()
         if connection is not None:
-            with contextlib.suppress(*FAILURES):
-                await connection.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_SECONDS):
+                    await _close_quietly(connection)
 
     @property
     def connected(self) -> bool:

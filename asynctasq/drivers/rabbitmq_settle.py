@@ -119,6 +119,12 @@ class Settlement:
         await self.give_back([*held, *((d, d.receipt.message) for d in leftovers)])
         for delivery in deliveries:
             self._consumers.forget(delivery.queue, delivery.receipt)
+        if leftovers:
+            logger.info(
+                "gave %d prefetched messages (never handed out) back to the front of their "
+                "queues, uncounted",
+                len(leftovers),
+            )
 
     async def replace(self, operation: str, delivery: Delivery, triple: Triple) -> None:
         """Publish ``triple`` (confirmed), then ack ``delivery``.

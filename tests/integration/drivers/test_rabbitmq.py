@@ -295,13 +295,15 @@ async def test_a_dead_letter_keeps_the_error_in_its_headers_and_body(
 
 
 async def test_release_gives_back_prefetched_messages_too_in_order_and_uncounted(
-    world: World, ctl: None
+    world: World, ctl: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = await world.driver(prefetch_count=10)
     q = world.queue()
     await first.enqueue_many([Outgoing(q, b"%d" % i) for i in range(5)])
     held = await first.dequeue([q], limit=2, wait_seconds=0)
-    await first.release(held)
+    with caplog.at_level(logging.INFO, "asynctasq.drivers.rabbitmq"):
+        await first.release(held)
+    assert "gave 3 prefetched messages (never handed out) back" in caplog.text
     assert await first.sizes(q) == QueueSizes(5, 0, 0, 0)
     second = await world.driver(prefetch_count=10)
     got = await second.dequeue([q], limit=10, wait_seconds=0)

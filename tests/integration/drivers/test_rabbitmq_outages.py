@@ -8,6 +8,7 @@ nothing answers) or killed (connections reset, new ones refused) instead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from asynctasq.config.records import RabbitMQConfig
-from asynctasq.drivers.protocol import DeadLetterEntry, Outgoing, QueueSizes
+from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
 from asynctasq.drivers.rabbitmq import RabbitMQDriver
 from asynctasq.errors import DriverError
 from tests.integration.rabbitmq_admin import delete_topology
@@ -53,10 +54,12 @@ class Site:
     def config(self, **settings: Any) -> RabbitMQConfig:
         return RabbitMQConfig(url=self.proxy.url, exchange_name=self.exchange, **settings)
 
-    async def driver(self, **settings: Any) -> RabbitMQDriver:
-        """Open a driver through the proxy (reconnecting every 0.2 s, calls bounded at 5 s)."""
+    async def driver(self, timeout_seconds: float = 5.0, **settings: Any) -> RabbitMQDriver:
+        """Open a driver through the proxy (reconnecting every 0.2 s)."""
         driver = RabbitMQDriver(
-            self.config(**settings), reconnect_seconds=0.2, operation_timeout_seconds=5.0
+            self.config(**settings),
+            reconnect_seconds=0.2,
+            operation_timeout_seconds=timeout_seconds,
         )
         await driver.open()
         self.drivers.append(driver)
@@ -164,3 +167,34 @@ async def test_a_retry_of_a_delivery_lost_with_the_connection_is_stored_for_its_
     assert [(d.body, d.delivery_count) for d in got] == [(b"attempt 2", 1)]
     await driver.ack(got)
     assert await driver.sizes(q) == QueueSizes(0, 0, 0, 0)
+
+
+async def test_stopping_while_the_broker_is_blackholed_is_bounded_and_loses_nothing(
+    site: Site, rabbitmq_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # F4: release, remove_worker and close each wait a few seconds, not the 30 s operation
+    # timeout (a container's stop timeout would kill the worker first).
+    driver = await site.driver(timeout_seconds=30.0, prefetch_count=5)
+    q = site.queue()
+    await driver.enqueue_many([Outgoing(q, b"%d" % i) for i in range(3)])
+    held = await driver.dequeue([q], limit=1, wait_seconds=5.0)
+    await until(lambda: driver._consumers.buffered(q) == 2, 10, "two more prefetched")
+    site.proxy.blackhole()
+    with anyio.fail_after(20), caplog.at_level(logging.WARNING, "asynctasq.drivers.rabbitmq"):
+        with pytest.raises(DriverError, match="release failed: no answer from the broker"):
+            await driver.release(held)
+        with pytest.raises(DriverError, match="remove_worker failed: no answer from the"):
+            await driver.remove_worker("w1")
+        await driver.close()
+    assert "not giving 2 prefetched messages back (the broker did not answer)" in caplog.text
+    site.proxy.stop()  # the broker sees the connection closed and requeues all three
+    config = RabbitMQConfig(url=rabbitmq_url, exchange_name=site.exchange, prefetch_count=5)
+    successor = RabbitMQDriver(config)
+    await successor.open()
+    site.drivers.append(successor)
+    got: list[Delivery] = []
+    with anyio.fail_after(30):
+        while len(got) < 3:
+            got += await successor.dequeue([q], limit=3, wait_seconds=1.0)
+    assert sorted(d.body for d in got) == [b"0", b"1", b"2"]
+    await successor.ack(got)
