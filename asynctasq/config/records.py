@@ -246,7 +246,11 @@ class RabbitMQConfig:
     exchange_name: str = setting(
         default="asynctasq", help="RabbitMQ exchange name.", rules=(non_empty(),)
     )
-    prefetch_count: int = setting(default=1, help="Consumer prefetch count.", rules=(at_least(1),))
+    prefetch_count: int = setting(
+        default=1,
+        help="Consumer prefetch count (at most 65535: AMQP's basic.qos count is 16 bits).",
+        rules=(between(1, 65_535),),
+    )
     delayed_task_interval: float = setting(
         default=1.0,
         help="Seconds between checks that release due delayed tasks.",
