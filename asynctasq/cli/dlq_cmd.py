@@ -17,10 +17,16 @@ move them; requeueing or purging does. The brokers find dead letters by task id,
 entries without one are requeued together: ``requeue --position`` of one of them needs the
 positions of all of them (or ``--all``).
 
-``purge`` deletes for good, so it asks for confirmation on a terminal; with no terminal on
-stdin (CI, a pipe) it refuses unless ``--yes`` is given (exit 2). ``list`` and ``show``
-take ``--json``. Exit codes: 0 done, 1 broker failure or no such entry, 2 usage or
-configuration error (also: a driver that has no dead-letter inspection).
+``purge`` deletes for good, so it asks for confirmation on a terminal (the question is
+asked between two broker sessions, with no event loop running, so Ctrl-C works); with no
+terminal on stdin (CI, a pipe) it refuses unless ``--yes`` is given (exit 2). Answering
+anything but ``y``/``yes`` deletes nothing (exit 0); end of input (Ctrl-D) deletes nothing
+(exit 1), and so does Ctrl-C (exit 130). ``list`` says when ``--limit`` cut the list
+(``130 dead letter(s) ..., showing the oldest 100``; with ``--json``, on stderr).
+``requeue`` of a task id with no dead letter names it (exit 1; the others are requeued).
+``list`` and ``show`` take ``--json``. Exit codes: 0 done, 1 broker failure or no such
+entry, 2 usage or configuration error (also: a driver that has no dead-letter inspection),
+130 interrupted at the purge question.
 
 Source: issue 6 item 4; the functions are :mod:`asynctasq.monitoring.dead_letters`.
 """
@@ -44,6 +50,9 @@ from asynctasq.monitoring import dead_letters as dlq
 
 NAME = "dlq"
 
+PROG_DLQ = "asynctasq dlq"
+"""How this command names itself on stderr."""
+
 MESSAGE_WIDTH = 60
 """Characters of an error message shown by ``dlq list`` (``show`` prints all of it)."""
 
@@ -52,8 +61,27 @@ POSITION_HELP = (
 )
 
 
+EXIT_NO_ANSWER = 1
+"""``purge``: the question got end of input (Ctrl-D); nothing was deleted."""
+
+EXIT_INTERRUPTED = 130
+"""``purge``: Ctrl-C at the question; nothing was deleted."""
+
+
 class NoSuchEntryError(AsyncTasQError):
     """No dead letter has that task id (or is at that position) on that queue."""
+
+
+class PartlyRequeuedError(NoSuchEntryError):
+    """Some task ids given to ``requeue`` had no dead letter; the others were requeued.
+
+    Attributes:
+        done: what was requeued, the text ``requeue`` prints on stdout.
+    """
+
+    def __init__(self, message: str, done: str) -> None:
+        super().__init__(message)
+        self.done = done
 
 
 def _action(actions: Any, name: str, help_text: str, usage: str = "") -> argparse.ArgumentParser:
@@ -147,8 +175,22 @@ def entry_json(entry: DeadLetterEntry, *, with_message: bool = False) -> dict[st
     return found
 
 
-def render_list(entries: list[DeadLetterEntry], queue: str) -> str:
-    """Return the ``dlq list`` table (plain text, stable); ``#`` is the position, 1 = oldest."""
+def cut_note(shown: int, total: int) -> str:
+    """Return what ``dlq list`` says when ``--limit`` cut the list, or ``""`` when it did not."""
+    if total <= shown:
+        return ""
+    return f"showing the oldest {shown} of {total}; pass --limit {total} to see all"
+
+
+def render_list(entries: list[DeadLetterEntry], queue: str, total: int | None = None) -> str:
+    """Return the ``dlq list`` table (plain text, stable); ``#`` is the position, 1 = oldest.
+
+    Args:
+        entries: the entries shown, oldest first.
+        queue: the queue name.
+        total: how many dead letters the queue has, when more than shown (``--limit``).
+
+    """
     if not entries:
         return f"No dead letters on queue {queue!r}.\n"
     rows = [("#", "TASK ID", "TASK", "ATTEMPTS", "FAILED AT (UTC)", "ERROR")]
@@ -159,7 +201,11 @@ def render_list(entries: list[DeadLetterEntry], queue: str) -> str:
             (str(number), e.task_id or "-", task, str(e.attempts), _when(e.failed_at), error)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [f"{len(entries)} dead letter(s) on queue {queue!r}:", ""]
+    note = cut_note(len(entries), total or 0)
+    if note:
+        lines = [f"{total} dead letter(s) on queue {queue!r}, {note}:", ""]
+    else:
+        lines = [f"{len(entries)} dead letter(s) on queue {queue!r}:", ""]
     lines += [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
@@ -240,45 +286,96 @@ def _can_ask() -> bool:
 
 
 def _confirm(count: int, queue: str) -> bool:
+    """Ask on the terminal; ``EOFError`` and ``KeyboardInterrupt`` reach the caller."""
     answer = input(f"Delete {count} dead letter(s) of queue {queue!r} for good? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 
 
+async def _dead_count(handle: Handle, args: argparse.Namespace) -> int:
+    await dlq.dead_letter_store(handle)  # the driver must have one, before asking
+    return (await (await handle.driver()).sizes(args.queue)).dead
+
+
 async def _purge(handle: Handle, args: argparse.Namespace) -> str:
-    store = await dlq.dead_letter_store(handle)
-    dead = (await (await handle.driver()).sizes(args.queue)).dead
-    if dead == 0:
+    if await _dead_count(handle, args) == 0:
         return f"No dead letters on queue {args.queue!r}.\n"
-    if not args.yes and not _confirm(dead, args.queue):
-        return "Nothing deleted.\n"
-    purged = await store.purge_dead(args.queue)
+    purged = await (await dlq.dead_letter_store(handle)).purge_dead(args.queue)
     return f"Purged {purged} dead letter(s) from queue {args.queue!r}.\n"
 
 
+def _purge_asking(args: argparse.Namespace) -> int:
+    """``purge`` without ``--yes``: count, ask with no event loop running, then purge.
+
+    The question is asked between two broker sessions: ``input()`` inside a running loop
+    would block it, and Ctrl-C would be swallowed by the loop's signal handling.
+    """
+
+    async def count(handle: Handle) -> int:
+        return await _dead_count(handle, args)
+
+    dead = run_with_handle(args, count)
+    if dead == 0:
+        print(f"No dead letters on queue {args.queue!r}.")
+        return 0
+    try:
+        confirmed = _confirm(dead, args.queue)
+    except EOFError:
+        print(f"\n{PROG_DLQ}: no answer (end of input): nothing deleted", file=sys.stderr)
+        return EXIT_NO_ANSWER
+    except KeyboardInterrupt:
+        print(f"\n{PROG_DLQ}: interrupted: nothing deleted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not confirmed:
+        print("Nothing deleted.")
+        return 0
+
+    async def work(handle: Handle) -> str:
+        return await _purge(handle, args)
+
+    print(run_with_handle(args, work), end="")
+    return 0
+
+
 async def _requeue(handle: Handle, args: argparse.Namespace) -> str:
-    ids = None if args.all else list(args.task_ids)
-    nameless = 0  # entries without a task id, requeued together (by the id "")
-    positions = _positions(args)
-    if ids is not None and positions:
+    ids: list[str] | None = None  # None: --all
+    missing: list[str] = []  # given ids with no dead letter (a typo, already requeued)
+    if not args.all:
         entries = await _all_entries(handle, args.queue)
-        ids += _task_ids_at(entries, positions, args.queue)
-        if "" in ids:
-            nameless = sum(not entry.task_id for entry in entries)
-    moved = await dlq.requeue_dead_letters(handle, args.queue, ids)
+        present = {entry.task_id for entry in entries if entry.task_id}
+        missing = [i for i in dict.fromkeys(args.task_ids) if i not in present]
+        ids = [i for i in args.task_ids if i in present]
+        ids += _task_ids_at(entries, _positions(args), args.queue)
+    moved = 0 if ids == [] else await dlq.requeue_dead_letters(handle, args.queue, ids)
     text = f"Requeued {moved} dead letter(s) on queue {args.queue!r} (attempt count reset).\n"
-    expected = 0 if ids is None else len(set(ids) - {""}) + nameless
-    missing = max(0, expected - moved)
     if missing:
-        text += f"{missing} of the given task ids had no dead letter there.\n"
+        named = ", ".join(repr(i) for i in missing)
+        hint = ""
+        if "-" in missing or "" in missing:
+            hint = " (an entry listed with task id '-' has none: use --position N)"
+        done = f"requeued the other {moved}" if moved else "nothing requeued"
+        raise PartlyRequeuedError(
+            f"no dead letter with task id {named} on queue {args.queue!r}{hint}; {done}",
+            text if moved else "",
+        )
     return text
 
 
 async def _list(handle: Handle, args: argparse.Namespace) -> str:
-    entries = await dlq.list_dead_letters(handle, args.queue, limit=_limit(args.limit))
+    limit = _limit(args.limit)
+    entries = await dlq.list_dead_letters(handle, args.queue, limit=limit)
+    total = len(entries)
+    if total >= limit:  # maybe cut: say how many there are
+        total = max(total, (await (await handle.driver()).sizes(args.queue)).dead)
     if args.json:
+        note = cut_note(len(entries), total)
+        if note:
+            print(
+                f"{PROG_DLQ}: {total} dead letter(s) on queue {args.queue!r}, {note}",
+                file=sys.stderr,
+            )
         listed = [{"position": n, **entry_json(e)} for n, e in enumerate(entries, 1)]
         return json.dumps(listed, indent=2) + "\n"
-    return render_list(entries, args.queue)
+    return render_list(entries, args.queue, total)
 
 
 async def _show(handle: Handle, args: argparse.Namespace) -> str:
@@ -330,15 +427,21 @@ def run(args: argparse.Namespace) -> int:
         _positions(args)
     if args.action == "list":
         _limit(args.limit)
-    if args.action == "purge" and not args.yes and not _can_ask():
-        raise UsageError(
-            f"refusing to purge the dead letters of queue {args.queue!r} without "
-            "confirmation: stdin is not a terminal; pass --yes to purge"
-        )
+    if args.action == "purge" and not args.yes:
+        if not _can_ask():
+            raise UsageError(
+                f"refusing to purge the dead letters of queue {args.queue!r} without "
+                "confirmation: stdin is not a terminal; pass --yes to purge"
+            )
+        return _purge_asking(args)
     action = _ACTIONS[args.action]
 
     async def work(handle: Handle) -> str:
         return await action(handle, args)
 
-    print(run_with_handle(args, work), end="")
+    try:
+        print(run_with_handle(args, work), end="")
+    except PartlyRequeuedError as exc:
+        print(exc.done, end="")  # what was done, then the error (exit 1)
+        raise
     return 0

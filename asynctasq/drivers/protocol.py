@@ -150,7 +150,9 @@ class WorkerInfo:
             clock where it has one); set by the store, ``0.0`` when passed in.
         active: executions running at the heartbeat.
         processed: deliveries it took to an end (completed + retried + dead-lettered).
-        failed: executions that ended in an error (retried or dead-lettered).
+        failed: deliveries that ended in an error: retried or dead-lettered (also those
+            that could not run: unknown task, undecodable payload); ``processed - failed``
+            is the completed count.
 
     """
 

@@ -149,6 +149,7 @@ class _Lane:
         self._unreported_errors = 0
         self._unreported_error: tuple[str, BaseException] | None = None
         self._said_closed = False
+        self._reported = 0  # losses already told in a log line
 
     def listening(self) -> bool:
         """Ask the emitter's ``enabled()``; if it raises, the event is lost and counted."""
@@ -201,6 +202,7 @@ class _Lane:
         self.dropped += 1
         if not self._said_closed:
             self._said_closed = True
+            self._reported += 1
             logger.warning(
                 "event emitter %s: an event published after its event bus closed was "
                 "dropped (the handle was closed while still in use)",
@@ -217,6 +219,7 @@ class _Lane:
 
     def report_drops(self) -> None:
         if self._unreported_drops:
+            self._reported += self._unreported_drops
             logger.warning(
                 "event emitter %s is behind: %d event(s) dropped (its queue holds %d); "
                 "tasks and dispatches are not affected",
@@ -241,6 +244,7 @@ class _Lane:
         if not self._unreported_errors or self._unreported_error is None:
             return
         call, error = self._unreported_error
+        self._reported += self._unreported_errors
         logger.warning(
             "event emitter %s failed on %d event(s) in %s (those events are lost; tasks and "
             "dispatches are not affected): %s",
@@ -323,7 +327,7 @@ class _Lane:
         self.dropped += lost
         self._unreported_drops = self._unreported_errors = 0  # the summary says them
         self._unreported_error = None
-        if not (self.failed or self.dropped):
+        if self.failed + self.dropped <= self._reported:  # every loss was told already
             return
         parts = []
         if self.failed:

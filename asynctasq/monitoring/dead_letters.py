@@ -29,6 +29,7 @@ from asynctasq.drivers.protocol import DeadLetterEntry, DeadLetterStore, Driver
 from asynctasq.errors import ConfigError, SerializationError
 from asynctasq.handle import Handle, current_handle
 from asynctasq.message import TaskMessage, decode, with_attempt
+from asynctasq.monitoring.names import name_list
 
 logger = logging.getLogger("asynctasq.monitoring")
 
@@ -126,8 +127,10 @@ async def requeue_dead_letters(
         ConfigError: see :func:`dead_letter_store`, or the driver cannot rewrite a requeued
             message (its ``requeue_dead`` has no ``rewrite`` parameter).
         DriverError: the broker call failed.
+        TypeError: ``task_ids`` is a ``str`` (pass a list: ``["3f2a..."]``).
 
     """
+    ids = None if task_ids is None else name_list(task_ids, "task_ids")
     store = await dead_letter_store(handle, driver)
     if "rewrite" not in inspect.signature(store.requeue_dead).parameters:
         name = getattr(store, "name", type(store).__name__)
@@ -135,7 +138,7 @@ async def requeue_dead_letters(
             f"the {name} driver cannot reset the attempt count of a requeued task "
             "(its requeue_dead has no rewrite parameter)"
         )
-    return await store.requeue_dead(queue, task_ids, rewrite=first_attempt)
+    return await store.requeue_dead(queue, ids, rewrite=first_attempt)
 
 
 async def purge_dead_letters(

@@ -33,6 +33,7 @@ from asynctasq.drivers.protocol import (
 )
 from asynctasq.errors import ConfigError
 from asynctasq.handle import Handle, current_handle
+from asynctasq.monitoring.names import name_list
 
 
 @attrs.frozen
@@ -123,15 +124,18 @@ async def snapshot(
     Raises:
         ConfigError: no current handle, or the driver is unknown or misconfigured.
         DriverError: the broker cannot be reached.
+        TypeError: ``queues`` is a ``str`` (pass a list: ``queues=["emails"]``).
 
     """
+    names = None if queues is None else name_list(queues, "queues")
     handle = handle or current_handle()
     opened = await handle.driver(driver)
     notes: list[str] = []
     workers = await live_workers(opened)
     if workers is None:
         notes.append(f"the {opened.name} driver does not record live workers")
-    names = list(queues) if queues is not None else await _discover(handle, opened, workers, notes)
+    if names is None:
+        names = await _discover(handle, opened, workers, notes)
     stats = [await queue_stats(opened, name) for name in names]
     if not isinstance(opened, CompletedStore):
         notes.append(f"the {opened.name} driver does not report kept completed tasks")

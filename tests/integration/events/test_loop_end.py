@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from redis import Redis
 
@@ -56,4 +60,50 @@ def test_a_dispatch_in_asyncio_run_after_a_module_level_init_reaches_the_subscri
     finally:
         pubsub.close()
         client.delete(*(f"queue:{queue}{s}" for s in ("", ":processing", ":delayed", ":dead")))
+        client.close()
+
+
+def test_the_events_example_of_docs_monitoring_md_works_as_written(
+    redis_url: str, tmp_path: Path
+) -> None:
+    text = (Path(__file__).parents[3] / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- example: events -->\n```python\n(.*?)```", text, re.S)
+    assert found is not None
+    script = tmp_path / "example_events.py"
+    script.write_text(found[1], encoding="utf-8")
+    tag = uuid.uuid4().hex[:12]
+    channel, queue = f"asynctasq:test-events:{tag}", f"t-doc-{tag}"
+    client = Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    pubsub.subscribe(channel)
+    assert pubsub.get_message(timeout=5.0) is not None
+    try:
+        done = subprocess.run(
+            [sys.executable, "-X", "dev", "-W", "error", str(script)],
+            cwd=tmp_path,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": str(Path(__file__).parents[3]),
+                "ASYNCTASQ_REDIS_URL": redis_url,
+                "ASYNCTASQ_EVENTS_CHANNEL": channel,
+                "ASYNCTASQ_TASK_DEFAULTS_QUEUE": queue,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (done.returncode, done.stdout) == (0, "task_enqueued example_events:send None\n")
+        assert "Warning" not in done.stderr  # no unclosed connection, no lost event
+        message = pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+        assert message is not None
+        event = json.loads(message["data"])
+        assert (event["event_type"], event["task_name"], event["queue"]) == (
+            "task_enqueued",
+            "example_events:send",
+            queue,
+        )
+    finally:
+        pubsub.close()
+        client.delete(f"queue:{queue}")
         client.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -203,3 +204,98 @@ def test_stats_command_shows_the_queue_counts(
     assert (code, err) == (0, "")
     [row] = [line for line in out.splitlines() if line.strip().startswith(queue)]
     assert row.split() == [queue, "0", "0", "0", "2", "0"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "code", "said"),
+    [
+        (EOFError, 1, "asynctasq dlq: no answer (end of input): nothing deleted"),
+        (KeyboardInterrupt, 130, "asynctasq dlq: interrupted: nothing deleted"),
+    ],
+)
+def test_dlq_purge_end_of_input_or_ctrl_c_at_the_question_deletes_nothing(
+    redis_url: str,
+    queue: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    interrupt: type[BaseException],
+    code: int,
+    said: str,
+) -> None:
+    fail_two(redis_url, queue)
+    loops: list[bool] = []
+
+    def answer(prompt: str) -> str:
+        try:
+            asyncio.get_running_loop()
+            loops.append(True)  # asked inside a running loop: Ctrl-C would be swallowed
+        except RuntimeError:
+            loops.append(False)
+        raise interrupt
+
+    monkeypatch.setattr("sys.stdin", Terminal(""))
+    monkeypatch.setattr("builtins.input", answer)
+    result = cli(capsys, "dlq", "purge", "--queue", queue, "--redis-url", redis_url)
+    assert (result[0], result[2]) == (code, f"\n{said}\n")
+    assert loops == [False]
+    with Redis.from_url(redis_url) as client:
+        assert client.llen(f"queue:{queue}:dead") == 2
+
+
+def test_dlq_purge_asks_with_no_loop_running_and_purges_on_yes(
+    redis_url: str, queue: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_two(redis_url, queue)
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    code, out, _ = cli(capsys, "dlq", "purge", "--queue", queue, "--redis-url", redis_url)
+    assert code == 0
+    assert out.endswith(f"for good? [y/N] Purged 2 dead letter(s) from queue {queue!r}.\n")
+
+
+def test_dlq_list_says_when_limit_cut_it(
+    redis_url: str, queue: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, _ = fail_two(redis_url, queue)
+    base = ("dlq", "list", "--queue", queue, "--redis-url", redis_url, "--limit", "1")
+    code, out, _ = cli(capsys, *base)
+    assert code == 0
+    assert out.startswith(
+        f"2 dead letter(s) on queue {queue!r}, showing the oldest 1 of 2; "
+        "pass --limit 2 to see all:\n"
+    )
+    code, out, err = cli(capsys, *base, "--json")
+    assert code == 0
+    assert [e["task_id"] for e in json.loads(out)] == [first]
+    assert err == (
+        f"asynctasq dlq: 2 dead letter(s) on queue {queue!r}, showing the oldest 1 of 2; "
+        "pass --limit 2 to see all\n"
+    )
+    code, out, _ = cli(capsys, *base[:-1], "2")
+    assert out.startswith(f"2 dead letter(s) on queue {queue!r}:\n")
+
+
+def test_dlq_requeue_of_an_unknown_task_id_names_it_and_exits_1(
+    redis_url: str, queue: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, _ = fail_two(redis_url, queue)
+    base = ("dlq", "requeue", "--queue", queue, "--redis-url", redis_url)
+    code, out, err = cli(capsys, *base, "nope")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"asynctasq dlq: error: no dead letter with task id 'nope' on queue {queue!r}; "
+        "nothing requeued\n"
+    )
+    code, out, err = cli(capsys, *base, first, "nope")
+    assert code == 1
+    assert out == f"Requeued 1 dead letter(s) on queue {queue!r} (attempt count reset).\n"
+    assert err.endswith(
+        f"no dead letter with task id 'nope' on queue {queue!r}; requeued the other 1\n"
+    )
+    with Redis.from_url(redis_url) as client:
+        assert client.llen(f"queue:{queue}:dead") == 1  # only the second is left
+        assert client.llen(f"queue:{queue}") == 1

@@ -139,3 +139,21 @@ async def test_a_store_that_cannot_rewrite_bodies_refuses_to_requeue(
     monkeypatch.setattr(driver, "requeue_dead", old_requeue)
     with pytest.raises(ConfigError, match="cannot reset the attempt count"):
         await requeue_dead_letters(handle, "q")
+
+
+async def test_a_lone_string_where_a_list_is_expected_is_refused_naming_the_parameter(
+    handle: Handle,
+) -> None:
+    from asynctasq.monitoring import MonitoringService, snapshot
+
+    await fragile(1).dispatch()
+    await work(handle, tasks=[fragile], max_tasks=2)
+    [entry] = await list_dead_letters(handle, "q")
+    with pytest.raises(TypeError, match=r"task_ids must be a list of names, not a str: pass \['"):
+        await requeue_dead_letters(handle, "q", entry.task_id)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"queues must be a list of names, not a str"):
+        await snapshot(handle, queues="q")
+    with pytest.raises(TypeError, match=r"queues\[0\] must be a str, got int"):
+        await MonitoringService(handle).snapshot([1])  # type: ignore[list-item]
+    assert len(await dead(handle)) == 1  # nothing requeued by the refused call
+    assert await requeue_dead_letters(handle, "q", (entry.task_id,)) == 1
