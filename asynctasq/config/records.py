@@ -244,7 +244,20 @@ class RabbitMQConfig:
         rules=(non_empty(),),
     )
     exchange_name: str = setting(
-        default="asynctasq", help="RabbitMQ exchange name.", rules=(non_empty(),)
+        default="asynctasq",
+        help="RabbitMQ exchange name.",
+        rules=(
+            non_empty(),
+            Rule(
+                lambda v: not str(v).startswith("amq."),
+                "must not start with 'amq.' (RabbitMQ reserves those names)",
+            ),
+            Rule(
+                lambda v: len(str(v).encode()) <= 243,
+                "must be at most 243 bytes (AMQP names are at most 255, and the driver "
+                "names its monitoring queues '<exchange>.reader-lock')",
+            ),
+        ),
     )
     prefetch_count: int = setting(
         default=1,

@@ -57,6 +57,7 @@ from typing import Any, TypeVar
 
 from asynctasq.config.records import Config, RabbitMQConfig
 from asynctasq.drivers import rabbitmq_format as form
+from asynctasq.drivers import rabbitmq_records as rec
 from asynctasq.drivers.protocol import (
     CompletedTask,
     DeadLetterEntry,
@@ -72,7 +73,7 @@ from asynctasq.drivers.rabbitmq_delay import DelayedRelease
 from asynctasq.drivers.rabbitmq_inspect import DEFAULT_COMPLETED_LIMIT, Inspection
 from asynctasq.drivers.rabbitmq_link import FAILURES, Link
 from asynctasq.drivers.rabbitmq_settle import Settlement, Triple
-from asynctasq.errors import DriverError, MessageTooLargeError
+from asynctasq.errors import ConfigError, DriverError, MessageTooLargeError
 
 logger = logging.getLogger("asynctasq.drivers.rabbitmq")
 
@@ -202,7 +203,24 @@ class RabbitMQDriver:
         await self._consumers.close(graceful=reachable)
         await self._link.close()
 
+    def check_queues(self, queues: Sequence[str]) -> None:
+        """Refuse queue names this driver cannot use (a worker calls it before it starts).
+
+        Raises:
+            ConfigError: a name ends in ``_delayed``, ``_dead`` or ``_completed``, is one of
+                the exchange's monitoring queues, starts with ``amq.``, or is too long.
+
+        """
+        problems = [
+            f"{queue!r}: {problem}"
+            for queue in queues
+            if (problem := rec.queue_name_problem(queue, self._link.config.exchange_name))
+        ]
+        if problems:
+            raise ConfigError("queue names the RabbitMQ driver cannot use: " + "; ".join(problems))
+
     def _triple(self, message: Outgoing) -> Triple:
+        self._link.check_queue(message.queue)
         limit = self.max_message_bytes
         if limit is not None and len(message.body) > limit:
             raise MessageTooLargeError(
@@ -217,6 +235,7 @@ class RabbitMQDriver:
 
         Raises:
             MessageTooLargeError: the body is larger than ``max_message_bytes``.
+            ConfigError: the queue's name is taken (see :meth:`check_queues`).
             DriverError: the broker failed or did not confirm.
 
         """
@@ -231,6 +250,7 @@ class RabbitMQDriver:
 
         Raises:
             MessageTooLargeError: a body is larger than ``max_message_bytes`` (nothing sent).
+            ConfigError: a queue's name is taken (see :meth:`check_queues`; nothing sent).
             DriverError: the broker failed; some messages may be stored.
 
         """

@@ -42,7 +42,8 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelNotFoundEntity, Pu
 from asynctasq.config.mask import scrub
 from asynctasq.config.records import RabbitMQConfig
 from asynctasq.drivers import rabbitmq_format as form
-from asynctasq.errors import DriverError
+from asynctasq.drivers import rabbitmq_records as rec
+from asynctasq.errors import ConfigError, DriverError
 
 logger = logging.getLogger("asynctasq.drivers.rabbitmq")
 
@@ -214,11 +215,13 @@ class Link:
         """Declare ``queue``, its delayed and dead-letter queues, bound by name (once).
 
         Raises:
+            ConfigError: ``queue`` is a name the driver or RabbitMQ keeps for itself.
             DriverError: a queue exists with other arguments, or the broker failed.
 
         """
         if queue in self._ensured:
             return
+        self.check_queue(queue)
         async with self._ensure_lock:
             if queue in self._ensured:
                 return
@@ -242,6 +245,15 @@ class Link:
             self._ensured.add(queue)
             if self.on_declared is not None:
                 await self.on_declared(queue)
+
+    def check_queue(self, queue: str) -> None:
+        """Raise ``ConfigError`` if ``queue`` cannot be a task queue here.
+
+        See :func:`~asynctasq.drivers.rabbitmq_records.queue_name_problem`.
+        """
+        problem = rec.queue_name_problem(queue, self.config.exchange_name)
+        if problem is not None:
+            raise ConfigError(f"queue {queue!r} cannot be used with the RabbitMQ driver: {problem}")
 
     def forget(self, queue: str) -> None:
         """Declare ``queue``'s topology again on its next use (it was found missing)."""

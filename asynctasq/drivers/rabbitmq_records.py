@@ -61,6 +61,46 @@ def completed_name(queue: str) -> str:
     return f"{queue}_completed"
 
 
+MAX_NAME_BYTES = 255
+"""AMQP's limit on a queue or exchange name (a short string), in UTF-8 bytes."""
+
+LONGEST_SUFFIX = max(len("_completed"), len("_delayed"), len("_dead"))
+
+
+def queue_name_problem(queue: str, exchange: str) -> str | None:
+    """Return why ``queue`` cannot be a task queue of ``exchange`` here, or ``None``.
+
+    Refused: names the driver gives its own queues (``*_delayed``, ``*_dead``,
+    ``*_completed``, ``{exchange}.queues``, ``{exchange}.workers``,
+    ``{exchange}.reader-lock``) — used as a task queue, one would be declared both ways and
+    the broker would refuse one of them — names RabbitMQ reserves (``amq.*``), and names
+    too long for the companion queues (255 bytes with the longest suffix).
+    """
+    for suffix, what in (
+        ("_delayed", "delayed"),
+        ("_dead", "dead-letter"),
+        ("_completed", "completed-task"),
+    ):
+        if queue.endswith(suffix):
+            return (
+                f"names ending in {suffix!r} are taken: the RabbitMQ driver keeps each "
+                f"queue's {what} messages in '<queue>{suffix}'"
+            )
+    if queue in (catalog_name(exchange), workers_name(exchange), lock_name(exchange)):
+        return (
+            f"the RabbitMQ driver uses {queue!r} for monitoring (exchange {exchange!r}): "
+            "names '<exchange>.queues', '.workers' and '.reader-lock' are taken"
+        )
+    if queue.startswith("amq."):
+        return "RabbitMQ reserves names starting with 'amq.'"
+    if len(queue.encode()) + LONGEST_SUFFIX > MAX_NAME_BYTES:
+        return (
+            f"at most {MAX_NAME_BYTES - LONGEST_SUFFIX} bytes (AMQP names are at most "
+            f"{MAX_NAME_BYTES} bytes, and the driver appends up to {LONGEST_SUFFIX})"
+        )
+    return None
+
+
 def bounded(max_length: int) -> dict[str, Any]:
     """Return queue arguments keeping the newest ``max_length`` messages (drop-head)."""
     return {"x-max-length": max_length, "x-overflow": "drop-head"}

@@ -70,7 +70,7 @@ from asynctasq.worker.settle import flush_acks, run_ack_flusher
 from asynctasq.worker.shutdown import Shutdown, signal_handlers
 from asynctasq.worker.slot import run_slot
 from asynctasq.worker.stall import StallWatch
-from asynctasq.worker.startup import check_pool_size, worker_registry
+from asynctasq.worker.startup import check_pool_size, check_queue_names, worker_registry
 from asynctasq.worker.state import (
     MAX_BATCH,
     Job,
@@ -169,6 +169,7 @@ async def run_worker(
         models=models,
     )
     attach(state, handle)
+    check_queue_names(state.driver, settings.queues)
     logger.info(
         "worker %s started: driver=%s queues=%s concurrency=%d tasks=%d%s",
         state.worker_id,

@@ -1,6 +1,6 @@
-"""Checks a worker makes before it takes work: which tasks it runs, and its pool size.
+"""Checks a worker makes before it takes work: its tasks, its queue names, its pool size.
 
-Neither connects anywhere; both only log or raise.
+None connects anywhere; each only logs or raises.
 """
 
 from __future__ import annotations
@@ -67,6 +67,20 @@ def connections_needed(concurrency: int, *, leases_on_loop: bool) -> int:
     handle), plus :data:`INTERNAL_CONNECTIONS`, plus one when leases are renewed on the loop.
     """
     return concurrency + INTERNAL_CONNECTIONS + (1 if leases_on_loop else 0)
+
+
+def check_queue_names(driver: Driver, queues: Iterable[str]) -> None:
+    """Refuse queue names the driver cannot use, before the worker takes work.
+
+    Drivers with reserved names (RabbitMQ's ``<queue>_dead`` and the like) offer the
+    optional ``check_queues(queues)`` method; others accept any non-empty name.
+
+    Raises:
+        ConfigError: the driver refused a name (the message names each one and why).
+    """
+    check = getattr(driver, "check_queues", None)
+    if callable(check):
+        check(list(queues))
 
 
 POOL_SETTINGS: Mapping[str, str] = MappingProxyType(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections import Counter
@@ -23,10 +24,11 @@ import msgpack
 import pytest
 from aio_pika.abc import AbstractChannel
 
+from asynctasq import configured, run_worker, task
 from asynctasq.config.records import RabbitMQConfig
 from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
 from asynctasq.drivers.rabbitmq import RabbitMQDriver
-from asynctasq.errors import DriverError
+from asynctasq.errors import ConfigError, DriverError
 from tests.integration.rabbitmq_admin import (
     close_connections,
     consumers,
@@ -449,3 +451,38 @@ async def test_errors_name_the_operation_and_never_the_password(rabbitmq_url: st
     with pytest.raises(DriverError, match="rabbitmq open failed") as caught:
         await nowhere.open()
     assert "s3cr3t-pw" not in str(caught.value)
+
+
+@task(max_attempts=1)
+async def never_run() -> None:
+    raise AssertionError("a worker on a refused queue name must not start")
+
+
+@pytest.mark.parametrize(
+    ("queue", "why"),
+    [
+        ("emails_dead", "names ending in '_dead' are taken"),
+        ("emails_delayed", "names ending in '_delayed' are taken"),
+        ("emails_completed", "names ending in '_completed' are taken"),
+        ("{exchange}.workers", "for monitoring"),
+        ("amq.mine", "RabbitMQ reserves names starting with 'amq.'"),
+    ],
+)
+async def test_queue_names_the_driver_keeps_are_refused_at_dispatch_and_worker_start(
+    world: World, queue: str, why: str
+) -> None:
+    # F6: such a queue collides with a companion queue (declared with other arguments) or
+    # is refused by the broker; the worker looped with tracebacks instead of refusing.
+    name = queue.format(exchange=world.exchange)
+    driver = await world.driver()
+    with pytest.raises(ConfigError, match=re.escape(why)):
+        await driver.enqueue(Outgoing(name, b"x"))
+    with pytest.raises(ConfigError, match=re.escape(why)):
+        await driver.dequeue([name], limit=1, wait_seconds=0)
+    settings = {
+        "driver": "rabbitmq",
+        "rabbitmq": {"url": world.url, "exchange_name": world.exchange},
+    }
+    async with configured(settings) as handle:
+        with pytest.raises(ConfigError, match=re.escape(why)):
+            await run_worker(handle, tasks=[never_run], queues=[name], handle_signals=False)

@@ -52,6 +52,17 @@ RULES = [
     ("mysql.warmup_connections", -1, "must be at least 0"),
     ("rabbitmq.url", "redis://h", "must start with one of amqp://, amqps://"),
     ("rabbitmq.exchange_name", "", "must not be empty"),
+    (
+        "rabbitmq.exchange_name",
+        "amq.direct",
+        "must not start with 'amq.' (RabbitMQ reserves those names)",
+    ),
+    (
+        "rabbitmq.exchange_name",
+        "x" * 244,
+        "must be at most 243 bytes (AMQP names are at most 255, and the driver names its "
+        "monitoring queues '<exchange>.reader-lock')",
+    ),
     ("rabbitmq.prefetch_count", 0, "must be between 1 and 65535"),
     ("rabbitmq.prefetch_count", 65_536, "must be between 1 and 65535"),
     ("rabbitmq.delayed_task_interval", -1.0, "must be greater than 0"),

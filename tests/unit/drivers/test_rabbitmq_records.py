@@ -22,6 +22,32 @@ WORKER = WorkerInfo(
 )
 
 
+@pytest.mark.parametrize(
+    ("queue", "taken"),
+    [
+        ("emails_dead", "names ending in '_dead' are taken"),
+        ("emails_delayed", "names ending in '_delayed' are taken"),
+        ("emails_completed", "names ending in '_completed' are taken"),
+        ("app.workers", "the RabbitMQ driver uses 'app.workers' for monitoring"),
+        ("app.queues", "the RabbitMQ driver uses 'app.queues' for monitoring"),
+        ("app.reader-lock", "the RabbitMQ driver uses 'app.reader-lock' for monitoring"),
+        ("amq.gen-1", "RabbitMQ reserves names starting with 'amq.'"),
+        ("q" * 246, "at most 245 bytes"),
+    ],
+)
+def test_names_the_driver_or_rabbitmq_keeps_are_refused_as_task_queues(
+    queue: str, taken: str
+) -> None:
+    problem = rec.queue_name_problem(queue, "app")
+    assert problem is not None
+    assert problem.startswith(taken)
+
+
+@pytest.mark.parametrize("queue", ["emails", "dead", "other.workers", "q" * 245, "é_deadline"])
+def test_other_names_are_accepted(queue: str) -> None:
+    assert rec.queue_name_problem(queue, "app") is None
+
+
 def test_names_follow_the_exchange_and_the_queue() -> None:
     assert rec.catalog_name("asynctasq") == "asynctasq.queues"
     assert rec.workers_name("asynctasq") == "asynctasq.workers"
