@@ -53,8 +53,10 @@ class DeadLetter:
     """Stop: record the task in the dead-letter store for ``reason``.
 
     ``reason`` is one of ``"max attempts (N) reached"``, ``"should_retry returned False"``
-    or, for a task whose worker died during its last attempt,
-    ``"worker lost during attempt N; max attempts (N) reached"``.
+    or, for a task whose worker died holding its last attempt,
+    ``"the worker holding attempt N was lost (it may not have started); max attempts (N)
+    reached"`` — a worker (or a broker's prefetch) may hold a delivery before it starts it,
+    and a redelivery cannot tell whether it did.
     """
 
     reason: str
@@ -185,5 +187,6 @@ def decide_redelivery(
     if attempt <= max_attempts:
         return None
     return DeadLetter(
-        f"worker lost during attempt {attempt - 1}; max attempts ({max_attempts}) reached"
+        f"the worker holding attempt {attempt - 1} was lost (it may not have started); "
+        f"max attempts ({max_attempts}) reached"
     )

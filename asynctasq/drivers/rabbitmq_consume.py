@@ -223,6 +223,13 @@ class Consumers:
                 self.acks.forget(message)
                 await message.nack(requeue=True)
             return
+        logger.warning(
+            "task %s on queue %r came back redelivered: the worker holding it was lost (it may "
+            "not have started; RabbitMQ cannot tell); counted as delivery %d",
+            form.task_id_of(message) or "?",
+            queue,
+            count + 1,
+        )
         await self.acks.acknowledge([message])
 
     async def stop(self) -> list[Delivery]:
@@ -356,10 +363,12 @@ class Consumers:
                 limit,
             )
         elif prefetch > limit:
-            logger.info(
+            logger.warning(
                 "rabbitmq.prefetch_count is %d, more than the %d messages asked for: the rest "
-                "wait in this worker, and if its process crashes they come back with an "
-                "attempt counted; a prefetch_count equal to the worker's concurrency avoids it",
+                "wait in this worker, and if its process dies they come back with an attempt "
+                "counted although they never started (a task on its last attempt is then "
+                "dead-lettered as WorkerLostError); a prefetch_count equal to the worker's "
+                "concurrency avoids it",
                 prefetch,
                 limit,
             )

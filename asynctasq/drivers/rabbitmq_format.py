@@ -75,6 +75,12 @@ def to_ms(seconds: float) -> int:
     return math.ceil(seconds * 1000)
 
 
+def task_id_of(message: AbstractIncomingMessage) -> str:
+    """Return the ``x-asynctasq-task-id`` header of ``message`` ("" if absent)."""
+    value = (message.headers or {}).get(TASK_ID)
+    return value if isinstance(value, str) else ""
+
+
 def header_int(message: AbstractIncomingMessage, key: str, default: int = 0) -> int:
     """Return the integer header ``key`` of ``message``, or ``default`` if absent or odd."""
     value = (message.headers or {}).get(key)

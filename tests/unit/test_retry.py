@@ -134,7 +134,9 @@ def test_a_redelivery_with_attempts_left_runs() -> None:
 
 def test_c02_a_redelivery_after_the_last_attempt_is_dead_lettered_as_worker_lost() -> None:
     decision = decide_redelivery(message_attempt=1, delivery_count=2, max_attempts=1)
-    assert decision == DeadLetter("worker lost during attempt 1; max attempts (1) reached")
+    assert decision == DeadLetter(
+        "the worker holding attempt 1 was lost (it may not have started); max attempts (1) reached"
+    )
 
 
 # -------------------------------------------------------------------- C15: backoff bounds

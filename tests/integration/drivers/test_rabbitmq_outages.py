@@ -198,3 +198,33 @@ async def test_stopping_while_the_broker_is_blackholed_is_bounded_and_loses_noth
             got += await successor.dequeue([q], limit=3, wait_seconds=1.0)
     assert sorted(d.body for d in got) == [b"0", b"1", b"2"]
     await successor.ack(got)
+
+
+async def test_messages_held_by_a_lost_worker_come_back_counted_with_a_true_warning(
+    site: Site, rabbitmq_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # F3: RabbitMQ marks a running and a merely prefetched message alike `redelivered`;
+    # both are counted, and the warning says the task may not have started.
+    lost = await site.driver(prefetch_count=5)
+    q = site.queue()
+    await lost.enqueue_many([Outgoing(q, b"%d" % i, task_id=f"t{i}") for i in range(2)])
+    await lost.dequeue([q], limit=1, wait_seconds=5.0)
+    await until(lambda: lost._consumers.buffered(q) == 1, 10, "the second one prefetched")
+    site.proxy.refuse()  # as if its process died: it never comes back
+    config = RabbitMQConfig(url=rabbitmq_url, exchange_name=site.exchange, prefetch_count=5)
+    successor = RabbitMQDriver(config)
+    await successor.open()
+    site.drivers.append(successor)
+    caplog.set_level(logging.WARNING, "asynctasq.drivers.rabbitmq")
+    got: list[Delivery] = []
+    with anyio.fail_after(30):
+        while len(got) < 2:
+            got += await successor.dequeue([q], limit=2, wait_seconds=1.0)
+    assert sorted((d.body, d.delivery_count) for d in got) == [(b"0", 2), (b"1", 2)]
+    lines = [
+        f"task {task_id} on queue {q!r} came back redelivered: the worker holding it was "
+        "lost (it may not have started; RabbitMQ cannot tell); counted as delivery 2"
+        for task_id in ("t0", "t1")
+    ]
+    await until(lambda: all(line in caplog.text for line in lines), 10, "both logged")
+    await successor.ack(got)
