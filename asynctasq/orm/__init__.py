@@ -12,12 +12,15 @@ just before the task runs (inside its timeout), so the task sees the row as it i
 
 Rules:
 
-* an instance never saved (no primary key yet) is refused at dispatch (``SerializationError``);
+* an instance never saved (no primary key yet), or an SQLAlchemy instance deleted
+  (``session.delete()``, flushed or committed), is refused at dispatch
+  (``SerializationError``); so is a model used as a dict key;
 * a model cannot be sent to a process-pool task (refused at dispatch: pass the key);
 * a row deleted meanwhile fails the attempt with ``ModelNotFoundError``; the task's retry
   policy applies (``should_retry`` can stop it);
 * a worker loads only classes of modules it has already imported, and only SQLAlchemy-mapped
-  or Tortoise model classes; a message never makes it import anything.
+  or Tortoise model classes; a message never makes it import anything. A reference to any
+  other class fails the attempt with ``SerializationError``, not retried.
 
 This package is where the ORM libraries are imported, and only when they are in use: a
 value is checked against an ORM only if that ORM is already imported (``sys.modules``).
@@ -57,6 +60,37 @@ def reference(value: object, where: str) -> ModelRef | None:
     return None
 
 
+def is_model(value: object) -> bool:
+    """Return whether ``value`` is a model instance (SQLAlchemy-mapped or Tortoise).
+
+    A ``tuple`` or ``frozenset`` (what else can be a dict key) counts if it holds one.
+    """
+    kind = type(value)
+    if kind is tuple or kind is frozenset:
+        return any(map(is_model, value))  # type: ignore[call-overload]
+    if hasattr(kind, "_sa_class_manager") and "sqlalchemy" in sys.modules:
+        return True
+    if hasattr(kind, "_meta") and "tortoise" in sys.modules:
+        from asynctasq.orm import tortoise
+
+        return tortoise.is_model(value)
+    return False
+
+
+def check_key(key: object, where: str) -> None:
+    """Refuse a model used as a dict key (``where`` names the dict).
+
+    Raises:
+        SerializationError: ``key`` is a model, or a tuple or frozenset holding one.
+    """
+    if is_model(key):
+        raise SerializationError(
+            f"cannot serialize {where}: a model cannot be a dict key (found a "
+            f"{type(key).__name__} key); models travel only as values: key the dict by "
+            "the primary key instead, e.g. {user.id: user}"
+        )
+
+
 def to_references(
     args: tuple[Any, ...], kwargs: Mapping[str, Any], *, task: str, process: bool = False
 ) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
@@ -72,8 +106,9 @@ def to_references(
         The same objects when nothing was replaced.
 
     Raises:
-        SerializationError: a model is unsaved, not importable by its path, or sent to a
-            process-pool task; the message names the argument, e.g. ``args[0]``.
+        SerializationError: a model is unsaved or deleted, not importable by its path,
+            sent to a process-pool task, or used as a dict key; the message names the
+            argument, e.g. ``args[0]``.
     """
     if plain(args, kwargs):
         return args, kwargs
@@ -87,5 +122,5 @@ def to_references(
             )
         return value if found is None else found
 
-    new_args, new_kwargs = swap_arguments(args, kwargs, swap)
+    new_args, new_kwargs = swap_arguments(args, kwargs, swap, check_key)
     return new_args, new_kwargs

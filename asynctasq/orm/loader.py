@@ -5,7 +5,8 @@ once) and closed when it stops: the engine is disposed, and Tortoise's connectio
 closed if the worker initialised it. Nothing connects before a task needs a model.
 
 Each execution whose arguments hold references opens a :class:`ModelScope`, loads them
-(:meth:`ModelScope.load_arguments`), runs, and closes it (:meth:`ModelScope.aclose`).
+(:meth:`ModelScope.load_arguments`, which then ends the read transaction), runs, and
+closes it (:meth:`ModelScope.aclose`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from asynctasq.codec.refs import ModelRef
 from asynctasq.config.records import Config
-from asynctasq.errors import ConfigError
+from asynctasq.errors import ConfigError, SerializationError
 from asynctasq.orm.walk import load_arguments
 
 logger = logging.getLogger("asynctasq.worker")
@@ -68,11 +69,17 @@ class ModelLoader:
 
 
 class ModelScope:
-    """The models of one task execution: a SQLAlchemy session, opened on first use."""
+    """The models of one task execution: a SQLAlchemy session, opened on first use.
+
+    Attributes:
+        unknown_model: a load failed because the reference names no model class imported
+            in this worker (a ``SerializationError``): deterministic, so not worth a retry.
+    """
 
     def __init__(self, loader: ModelLoader) -> None:
         self._loader = loader
         self._session: Any = None
+        self.unknown_model = False
 
     async def load(self, ref: ModelRef, where: str) -> Any:
         """Return the model ``ref`` names, loaded fresh from the database.
@@ -86,33 +93,49 @@ class ModelScope:
             SerializationError: its class is not a model class imported in this process.
             ConfigError: its ORM is not set up in this worker.
         """
-        if ref.orm == "tortoise":
-            tortoise = self._loader.tortoise()
-            return await tortoise.load(ref, where)
-        if self._session is None:
-            engine = self._loader.engine
-            if engine is None:
-                raise ConfigError(
-                    f"cannot load {where} ({ref}): this worker has no sqlalchemy_engine; "
-                    "pass it in the configuration (init({'sqlalchemy_engine': engine}))"
-                )
-            from asynctasq.orm.sqlalchemy import SessionScope
+        try:
+            if ref.orm == "tortoise":
+                tortoise = self._loader.tortoise()
+                return await tortoise.load(ref, where)
+            if self._session is None:
+                engine = self._loader.engine
+                if engine is None:
+                    raise ConfigError(
+                        f"cannot load {where} ({ref}): this worker has no sqlalchemy_engine; "
+                        "pass it in the configuration (init({'sqlalchemy_engine': engine}))"
+                    )
+                from asynctasq.orm.sqlalchemy import SessionScope
 
-            self._session = SessionScope(engine)
-        return await self._session.load(ref, where)
+                self._session = SessionScope(engine)
+            return await self._session.load(ref, where)
+        except SerializationError:  # only the class lookups raise it
+            self.unknown_model = True
+            raise
 
     async def load_arguments(
         self, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Return the arguments with every reference replaced by its loaded model.
 
+        Then the transaction the loads began is committed (SQLAlchemy), so no connection
+        stays "idle in transaction" while the task runs; the models stay loaded, attached
+        to the session, which begins a new transaction when the task uses it.
+
         Raises:
-            The errors of :meth:`load`.
+            The errors of :meth:`load`; a database error of that commit.
         """
-        return await load_arguments(args, kwargs, self.load)
+        loaded = await load_arguments(args, kwargs, self.load)
+        if self._session is not None:
+            await self._session.end_read()
+        return loaded
 
     async def aclose(self) -> None:
-        """Close this execution's session (uncommitted changes are rolled back)."""
+        """Close this execution's session (uncommitted changes are rolled back).
+
+        Raises:
+            Exception: closing failed (the connection was lost, or the server ended the
+                session); the session is dropped all the same.
+        """
         session, self._session = self._session, None
         if session is not None:
             await session.aclose()

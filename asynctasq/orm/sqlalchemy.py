@@ -9,10 +9,16 @@ yet and is refused.
 In the worker each task execution gets its own session on ``sqlalchemy_engine`` with
 ``expire_on_commit=False``: an ``AsyncSession`` for an ``AsyncEngine``, a ``Session`` for a
 sync ``Engine`` (its calls then run in a thread). ``session.get()`` loads each row fresh
-from the database; the session stays open until the task returns, so relationships load
-lazily inside the task (``await user.awaitable_attrs.orders`` with the ``AsyncAttrs``
-mixin, or plain ``user.orders`` with a sync engine), and it is closed after it, rolling
-back what the task did not commit itself (``async_object_session(user).commit()``).
+from the database; then the read transaction is committed (:meth:`SessionScope.end_read`),
+so the task does not hold a connection "idle in transaction" while it runs (that pins a
+snapshot, holding back vacuum, and trips ``idle_in_transaction_session_timeout``); the
+loaded instances stay as they are (not expired) and attached to the session. The session
+stays open until the task returns, so relationships load lazily inside the task
+(``await user.awaitable_attrs.orders`` with the ``AsyncAttrs`` mixin, or plain
+``user.orders`` with a sync engine) and the task can write through it
+(``async_object_session(user).commit()``): each use begins a new transaction, as any
+session does after a commit. It is closed after the task, rolling back what the task did
+not commit itself.
 
 Source: SPEC §8; FIELD-CASES C23.
 """
@@ -38,9 +44,10 @@ def reference(value: Any, where: str) -> ModelRef | None:
     """Return the reference for a mapped instance, or ``None`` when ``value`` is not one.
 
     Raises:
-        SerializationError: the instance has no identity yet (transient or pending: add it
-            to a session and flush or commit first), or its class cannot be found by its
-            import path (define it at module level).
+        SerializationError: the instance has no identity yet (transient, pending, or
+            detached without one: add it to a session and commit first), it was deleted
+            (``session.delete()`` then flush or commit), or its class cannot be found by
+            its import path (define it at module level).
     """
     state = sqlalchemy.inspect(value, raiseerr=False)
     if not isinstance(state, InstanceState):
@@ -50,7 +57,14 @@ def reference(value: Any, where: str) -> ModelRef | None:
     if state.key is None:
         raise SerializationError(
             f"cannot serialize {where} (a {name}): it is not saved yet, so it has no primary "
-            "key (transient or pending); flush or commit its session before dispatching"
+            "key (transient or pending); commit its session before dispatching (a row only "
+            "flushed is not visible to the worker until its transaction commits)"
+        )
+    if state.deleted or state.was_deleted:
+        raise SerializationError(
+            f"cannot serialize {where} (a {name} with primary key {tuple(state.key[1])!r}): "
+            "it was deleted (session.delete()), so the worker could not load it; dispatch "
+            "before deleting it, or pass what the task needs as plain values"
         )
     path = class_path(kind)
     if path is None:
@@ -91,7 +105,7 @@ def model_class(ref: ModelRef, where: str) -> Any:
     raise SerializationError(
         f"cannot load {where}: {ref.model!r} is not a SQLAlchemy-mapped class of a module "
         "imported in this worker; a message never imports a module, so import the models "
-        "where the tasks are defined"
+        "where the tasks are defined (not retried)"
     )
 
 
@@ -125,6 +139,21 @@ class SessionScope:
         if found is None:
             raise ModelNotFoundError(f"{ref}, passed as {where}, no longer exists (deleted)")
         return found
+
+    async def end_read(self) -> None:
+        """Commit the transaction the loads began, if any; the loaded instances stay usable.
+
+        The session has ``expire_on_commit=False`` and nothing to flush, so this only ends
+        the transaction and gives its connection back to the pool.
+
+        Raises:
+            Exception: the database call failed (the connection was lost meanwhile).
+        """
+        session = self._session
+        if isinstance(session, AsyncSession):
+            await session.commit()
+        elif session is not None:
+            await asyncio.to_thread(session.commit)
 
     async def aclose(self) -> None:
         """Close the session, if one was opened (what was not committed is rolled back)."""

@@ -1,8 +1,9 @@
 """Walking task arguments: models out at dispatch, references back in at the worker.
 
 Both walks descend into ``list``, ``tuple``, ``set``, ``frozenset`` and ``dict`` values
-(exactly those types; dict keys are left as they are) and name what they visit the way
-the codec does: ``args[0]``, ``kwargs['users'][2]``. A container is copied only when
+(exactly those types; dict keys are left as they are, and at dispatch each one that is
+not a plain value is given to a ``check``) and name what they visit the way the codec
+does: ``args[0]``, ``kwargs['users'][2]``. A container is copied only when
 something inside it changed, and arguments made only of plain values are returned as
 given after one pass over their types.
 """
@@ -23,6 +24,9 @@ Swap = Callable[[Any, str], Any]
 Load = Callable[[ModelRef, str], Awaitable[Any]]
 """``await load(ref, where)``: the model a reference names."""
 
+Check = Callable[[Any, str], None]
+"""``check(key, where)``: raise if a dict key may not travel (``where`` names the dict)."""
+
 
 def plain(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
     """Return whether every argument is a plain value (nothing inside to walk)."""
@@ -30,28 +34,37 @@ def plain(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
 
 
 def swap_arguments(
-    args: tuple[Any, ...], kwargs: Mapping[str, Any], swap: Swap
+    args: tuple[Any, ...], kwargs: Mapping[str, Any], swap: Swap, check: Check | None = None
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Return ``args`` and ``kwargs`` with every non-container leaf replaced by ``swap``.
 
+    ``check``, if given, sees every dict key that is not a plain value (``str``, ``int``
+    ...) first, with the dict's path.
+
     Raises:
-        Whatever ``swap`` raises.
+        Whatever ``swap`` or ``check`` raises.
     """
-    new_args = tuple(_swap(value, f"args[{i}]", swap) for i, value in enumerate(args))
-    new_kwargs = {key: _swap(value, f"kwargs[{key!r}]", swap) for key, value in kwargs.items()}
+    new_args = tuple(_swap(value, f"args[{i}]", swap, check) for i, value in enumerate(args))
+    new_kwargs = {
+        key: _swap(value, f"kwargs[{key!r}]", swap, check) for key, value in kwargs.items()
+    }
     return new_args, new_kwargs
 
 
-def _swap(value: Any, where: str, swap: Swap) -> Any:
+def _swap(value: Any, where: str, swap: Swap, check: Check | None) -> Any:
     kind = type(value)
     if kind in NATIVE:
         return value
     if kind is dict:
-        items = {k: _swap(v, f"{where}[{k!r}]", swap) for k, v in value.items()}
+        if check is not None:
+            for key in value:
+                if type(key) not in NATIVE:
+                    check(key, where)
+        items = {k: _swap(v, f"{where}[{k!r}]", swap, check) for k, v in value.items()}
         changed = any(items[k] is not v for k, v in value.items())
         return items if changed else value
     if kind in CONTAINERS:
-        found = [_swap(v, f"{where}[{i}]", swap) for i, v in enumerate(value)]
+        found = [_swap(v, f"{where}[{i}]", swap, check) for i, v in enumerate(value)]
         changed = any(new is not old for new, old in zip(found, value, strict=True))
         return kind(found) if changed else value
     return swap(value, where)

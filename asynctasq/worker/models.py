@@ -10,8 +10,15 @@ scope — all inside the task's timeout, so a slow database counts against it:
   loop (the thread waits), the body runs in the thread as usual.
 
 A failure to load (``ModelNotFoundError`` for a deleted row) is the attempt's error and
-the retry policy applies. If the models never loaded, ``should_retry`` allows the retry
-and ``failed`` is called on the task bound to the references themselves.
+the retry policy applies: ``should_retry`` and ``failed`` are asked of the task bound to
+the references themselves (each a ``ModelRef``), since the models never loaded. A
+reference to a class this worker has not imported (``SerializationError``) is never
+retried: the attempt is dead-lettered at once.
+
+Closing the session after the body never changes its outcome: a body that returned has
+succeeded even if the close fails, and a body that raised is recorded with its own error;
+the close's error is logged (WARNING, ``asynctasq.worker``).
+
 Messages without references are bound directly, at no cost beyond one pass over the
 argument types. Process-pool tasks never carry references (dispatch refuses them).
 """
@@ -19,12 +26,15 @@ argument types. Process-pool tasks never carry references (dispatch refuses them
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from asynctasq.message import TaskMessage
 from asynctasq.orm import ModelLoader, ModelScope, holds_references
 from asynctasq.tasks.definition import ASYNC_MODES, Invocation, TaskDefinition
+
+logger = logging.getLogger("asynctasq.worker")
 
 
 def bind(definition: TaskDefinition, message: TaskMessage, loader: ModelLoader) -> Invocation:
@@ -37,7 +47,7 @@ def bind(definition: TaskDefinition, message: TaskMessage, loader: ModelLoader) 
     args, kwargs = message.args, message.kwargs
     if definition.mode.endswith("_process") or not holds_references(args, kwargs):
         return definition.invoke(args, kwargs)
-    return ModelsInvocation(definition, args, kwargs, loader.scope())
+    return ModelsInvocation(definition, args, kwargs, loader.scope(), message.task_id)
 
 
 class ModelsInvocation:
@@ -49,12 +59,15 @@ class ModelsInvocation:
         args: tuple[Any, ...],
         kwargs: Mapping[str, Any],
         scope: ModelScope,
+        task_id: str = "",
     ) -> None:
         self._definition = definition
         self._args = args
         self._kwargs = kwargs
         self._scope = scope
+        self._task_id = task_id
         self._inner: Invocation | None = None
+        self._unloaded: Invocation | None = None
         self._loop = asyncio.get_running_loop()
 
     def execute(self) -> Any:
@@ -71,23 +84,72 @@ class ModelsInvocation:
     async def _run_async(self) -> Any:
         try:
             inner = await self._bound()
-            return await inner.execute()
-        finally:
-            await self._scope.aclose()
+            result = await inner.execute()
+        except BaseException as exc:
+            await self._close(exc)
+            raise
+        await self._close(None)
+        return result
 
     def _run_in_thread(self) -> Any:
         try:
             inner = asyncio.run_coroutine_threadsafe(self._bound(), self._loop).result()
-            return inner.execute()
-        finally:
-            if not self._loop.is_closed():  # a worker gone meanwhile took its sessions along
-                asyncio.run_coroutine_threadsafe(self._scope.aclose(), self._loop).result()
+            result = inner.execute()
+        except BaseException as exc:
+            self._close_from_thread(exc)
+            raise
+        self._close_from_thread(None)
+        return result
+
+    def _close_from_thread(self, outcome: BaseException | None) -> None:
+        if not self._loop.is_closed():  # a worker gone meanwhile took its sessions along
+            asyncio.run_coroutine_threadsafe(self._close(outcome), self._loop).result()
+
+    async def _close(self, outcome: BaseException | None) -> None:
+        """Close the scope; a failure is logged, never raised (the body's outcome stands)."""
+        try:
+            await self._scope.aclose()
+        except Exception as exc:
+            logger.warning(
+                "task %s %s %s, but closing its database session failed (%s: %s); %s",
+                self._task_id or "-",
+                self._definition.name,
+                "succeeded" if outcome is None else "failed",
+                type(exc).__name__,
+                exc,
+                "it stays succeeded" if outcome is None else "its own error is recorded",
+            )
+
+    def _invocation(self) -> Invocation | None:
+        """The task's invocation: with its models, else bound to the references (once)."""
+        if self._inner is not None:
+            return self._inner
+        if self._unloaded is None:
+            try:
+                self._unloaded = self._definition.invoke(self._args, self._kwargs)
+            except Exception:  # the arguments do not fit the task: no hook to ask
+                logger.debug("cannot bind %s to its references", self._definition.name)
+                return None
+        return self._unloaded
 
     def should_retry(self, exc: BaseException) -> bool:
-        """Ask the task; ``True`` when its models never loaded (it was never built)."""
-        return True if self._inner is None else self._inner.should_retry(exc)
+        """Ask the task (bound to the references if its models never loaded).
+
+        ``False`` without asking when a reference names a class this worker has not
+        imported; ``True`` when the task cannot even be bound to the references.
+        """
+        if self._inner is None and self._scope.unknown_model:
+            return False
+        inner = self._invocation()
+        return True if inner is None else inner.should_retry(exc)
 
     def failed(self, exc: BaseException) -> Any:
-        """Call the task's ``failed`` hook (bound to the references if models never loaded)."""
-        inner = self._inner or self._definition.invoke(self._args, self._kwargs)
+        """Call the task's ``failed`` hook (bound to the references if models never loaded).
+
+        Raises:
+            Exception: the task cannot be bound to its references (the worker logs it).
+        """
+        inner = self._invocation()
+        if inner is None:
+            return self._definition.invoke(self._args, self._kwargs).failed(exc)
         return inner.failed(exc)

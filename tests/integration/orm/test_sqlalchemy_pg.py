@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 import pytest
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from asynctasq import SerializationError, configured, run_worker
 from tests.integration.orm import pg_tasks as tasks
-from tests.integration.orm.pg_models import Order, Ticket, User
+from tests.integration.orm.conftest import PG_URL
+from tests.integration.orm.pg_models import Base, Order, Ticket, User
 
 LATER = dt.datetime(2031, 1, 2, 3, 4, 5)
 
@@ -107,3 +109,66 @@ async def test_a_task_commits_through_its_own_session(pg_engine: AsyncEngine) ->
     assert stats.succeeded == 1
     async with AsyncSession(pg_engine) as session:
         assert (await session.scalar(select(User.updated_at).where(User.id == 4))) == LATER
+
+
+@pytest.mark.anyio
+async def test_a_task_that_returned_succeeds_though_closing_its_session_fails(
+    pg_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = await new_user(pg_engine, 5, orders=0)
+    async with configured(driver="memory", sqlalchemy_engine=pg_engine) as handle:
+        task_id = await tasks.cut_off(user, fail=False).dispatch()
+        with caplog.at_level(logging.WARNING, logger="asynctasq.worker"):
+            stats = await run_worker(handle, tasks=[tasks], max_tasks=1)
+        dead = await (await handle.driver()).dead_letters("default")
+    assert (stats.succeeded, stats.dead_lettered, dead) == (1, 0, [])
+    [line] = [r.getMessage() for r in caplog.records if "closing its database" in r.getMessage()]
+    assert line.startswith(f"task {task_id} tests.integration.orm.pg_tasks:cut_off succeeded,")
+    assert line.endswith("it stays succeeded")
+
+
+@pytest.mark.anyio
+async def test_a_failed_task_records_its_own_error_not_the_failed_close(
+    pg_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = await new_user(pg_engine, 6, orders=0)
+    async with configured(driver="memory", sqlalchemy_engine=pg_engine) as handle:
+        await tasks.cut_off(user, fail=True).dispatch()
+        with caplog.at_level(logging.WARNING, logger="asynctasq.worker"):
+            stats = await run_worker(handle, tasks=[tasks], max_tasks=1)
+        [entry] = await (await handle.driver()).dead_letters("default")
+    assert stats.dead_lettered == 1
+    assert (entry.error_type, entry.error_message) == (
+        "LookupError",
+        "the task's own failure (user 6)",
+    )
+    [line] = [r.getMessage() for r in caplog.records if "closing its database" in r.getMessage()]
+    assert "cut_off failed, but closing its database session failed" in line
+    assert line.endswith("its own error is recorded")
+
+
+@pytest.mark.anyio
+async def test_the_read_that_loaded_the_models_is_not_left_open_while_the_task_runs() -> None:
+    """The session's connection is 'idle', not 'idle in transaction', once models are loaded.
+
+    A transaction left open for the task's whole run pins a snapshot (vacuum waits) and
+    trips ``idle_in_transaction_session_timeout``.
+    """
+    name = f"h8-{uuid.uuid4().hex[:12]}"
+    engine = create_async_engine(
+        PG_URL, connect_args={"server_settings": {"application_name": name}}
+    )
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    tasks.SEEN.clear()
+    try:
+        user = await new_user(engine, 7, orders=0)
+        async with configured(driver="memory", sqlalchemy_engine=engine) as handle:
+            await tasks.session_state(user, name).dispatch()
+            stats = await run_worker(handle, tasks=[tasks], max_tasks=1)
+        assert stats.succeeded == 1
+        assert tasks.SEEN == [("before", ["idle"])]
+    finally:
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.drop_all)
+        await engine.dispose()

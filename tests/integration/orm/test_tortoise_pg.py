@@ -133,4 +133,25 @@ async def test_a_worker_without_tortoise_settings_fails_the_task_saying_so() -> 
         await run_worker(handle, tasks=[tasks], max_tasks=1)
         [entry] = await (await handle.driver()).dead_letters("default")
     assert entry.error_type == "ConfigError"
-    assert "Tortoise is not initialised in this worker: set tortoise_orm" in entry.error_message
+    assert "Tortoise is not initialised in this worker" in entry.error_message
+    assert "set tortoise_orm" in entry.error_message
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("tables")
+async def test_the_worker_initialises_tortoise_that_the_app_opened_and_closed_before() -> None:
+    """Tortoise 1.x stays ``is_inited()`` after ``close_connections()``, with no connection."""
+    author = await new_author(6, "reopened", "r1")
+    context = await Tortoise.init(db_url=DB_URL, modules=MODULES)  # the app's own use of it
+    try:
+        await Tortoise.close_connections()
+        async with configured(driver="memory", tortoise_orm=SEED_FORM) as handle:
+            await tasks.titles(author).dispatch()
+            stats = await run_worker(handle, tasks=[tasks], max_tasks=1)
+            dead = await (await handle.driver()).dead_letters("default")
+        assert (stats.succeeded, dead) == (1, [])
+        assert tasks.SEEN == [("reopened", ["r1"])]
+    finally:
+        await Tortoise.close_connections()
+        context.__exit__(None, None, None)  # this test's context no longer has Tortoise
+    assert not Tortoise.is_inited()

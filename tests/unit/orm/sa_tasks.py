@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asynctasq import AsyncTask, SyncTask, task
+from asynctasq import AsyncTask, ModelNotFoundError, SyncTask, task
 from tests.unit.orm.sa_models import Author, Seat
 
 SEEN: list[Any] = []
@@ -47,3 +47,19 @@ class CountBooks(SyncTask):
 
     def execute(self) -> None:
         SEEN.append(len(self.author.books))
+
+
+class SendReceipt(AsyncTask):
+    """As docs/integrations.md shows it: stop retrying when the row is gone."""
+
+    config = {"max_attempts": 5, "retry_delay": 0}
+
+    def __init__(self, author: Author) -> None:
+        super().__init__(author=author)
+
+    async def execute(self) -> None:
+        SEEN.append(self.author.name)
+
+    def should_retry(self, exc: BaseException) -> bool:
+        SEEN.append(("should_retry", type(exc).__name__, self.author))
+        return not isinstance(exc, ModelNotFoundError)

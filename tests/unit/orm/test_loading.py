@@ -143,14 +143,36 @@ async def test_a_worker_without_an_engine_fails_the_task_saying_so(engine: Engin
 
 
 @pytest.mark.anyio
-async def test_a_class_not_imported_in_the_worker_is_never_imported(engine: Engine) -> None:
+async def test_should_retry_is_asked_when_the_model_is_gone_and_can_stop_the_retries(
+    engine: Engine,
+) -> None:
+    author = Author(id=7, name="x")
+    add(engine, author)
+    async with configured(driver="memory", sqlalchemy_engine=engine) as handle:
+        await tasks.SendReceipt(author=author).dispatch()
+        with Session(engine) as session:
+            session.delete(session.get(Author, 7))
+            session.commit()
+        stats = await run_worker(handle, tasks=[tasks], max_tasks=1)
+        [(error_type, _)] = await dead_letters(handle)
+    assert (stats.retried, stats.dead_lettered, error_type) == (0, 1, "ModelNotFoundError")
+    ref = ModelRef("sqlalchemy", AUTHOR, (7,))
+    assert [("should_retry", "ModelNotFoundError", ref)] == tasks.SEEN
+
+
+@pytest.mark.anyio
+async def test_a_class_not_imported_in_the_worker_is_never_imported_nor_retried(
+    engine: Engine,
+) -> None:
     ref = ModelRef("sqlalchemy", "some_module_nobody_imported:User", (1,))
     async with configured(driver="memory", sqlalchemy_engine=engine) as handle:
         await tasks.describe(ref).dispatch()  # type: ignore[arg-type]
-        await run_worker(handle, tasks=[tasks], max_tasks=2)
+        stats = await run_worker(handle, tasks=[tasks], max_tasks=1)
         [(error_type, text)] = await dead_letters(handle)
+    assert (stats.retried, stats.dead_lettered) == (0, 1)  # describe allows 2 attempts
     assert error_type == SerializationError.__name__
     assert "'some_module_nobody_imported:User' is not a SQLAlchemy-mapped class" in text
+    assert "not retried" in text
     assert "some_module_nobody_imported" not in sys.modules
 
 
@@ -159,9 +181,9 @@ async def test_a_class_that_is_not_a_model_is_refused(engine: Engine) -> None:
     ref = ModelRef("sqlalchemy", "tests.unit.orm.sa_tasks:Rename", (1,))
     async with configured(driver="memory", sqlalchemy_engine=engine) as handle:
         await tasks.describe(ref).dispatch()  # type: ignore[arg-type]
-        await run_worker(handle, tasks=[tasks], max_tasks=2)
+        stats = await run_worker(handle, tasks=[tasks], max_tasks=1)
         [(error_type, _)] = await dead_letters(handle)
-    assert error_type == "SerializationError"
+    assert (stats.retried, error_type) == (0, "SerializationError")
 
 
 @pytest.mark.anyio

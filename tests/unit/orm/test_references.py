@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from asynctasq import SerializationError, configured, task
 from asynctasq.codec.refs import ModelRef
 from asynctasq.message import TaskMessage, decode, encode
 from asynctasq.orm import to_references
 from tests.unit.orm import sa_tasks as tasks
-from tests.unit.orm.sa_models import Author, Seat
+from tests.unit.orm.sa_models import Author, Base, Seat
 
 AUTHOR = "tests.unit.orm.sa_models:Author"
 
@@ -119,3 +121,47 @@ async def test_dispatch_refuses_a_model_for_a_process_pool_task() -> None:
     async with configured(driver="memory"):
         with pytest.raises(SerializationError, match=r"process pool"):
             await in_pool(saved(Author(id=1, name="a"))).dispatch()
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine, expire_on_commit=False) as found:
+        yield found
+    engine.dispose()
+
+
+def test_an_instance_deleted_and_committed_is_refused_naming_the_argument(
+    session: Session,
+) -> None:
+    author = Author(id=1, name="a")
+    session.add(author)
+    session.commit()
+    session.delete(author)
+    session.commit()
+    with pytest.raises(SerializationError, match=r"kwargs\['who'\] .*Author.*was deleted"):
+        to_references((), {"who": author}, task="t")
+
+
+def test_an_instance_deleted_and_flushed_is_refused(session: Session) -> None:
+    author = Author(id=2, name="b")
+    session.add(author)
+    session.commit()
+    session.delete(author)
+    session.flush()
+    with pytest.raises(SerializationError, match=r"args\[0\] .*was deleted"):
+        to_references((author,), {}, task="t")
+
+
+def test_the_unsaved_message_says_to_commit_before_dispatching() -> None:
+    with pytest.raises(SerializationError, match=r"not saved yet.*; commit its session before dis"):
+        to_references((Author(name="new"),), {}, task="t")
+
+
+def test_a_model_as_a_dict_key_is_refused_saying_so() -> None:
+    author = saved(Author(id=3, name="c"))
+    with pytest.raises(SerializationError, match=r"args\[0\]: a model cannot be a dict key"):
+        to_references(({author: 1},), {}, task="t")
+    with pytest.raises(SerializationError, match=r"kwargs\['m'\]\['x'\]: a model cannot"):
+        to_references((), {"m": {"x": {Author(name="unsaved"): 1}}}, task="t")
