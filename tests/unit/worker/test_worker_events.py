@@ -432,3 +432,23 @@ async def test_a_task_cancelled_at_shutdown_gives_task_cancelled_then_its_outcom
     offline = collector.events[-1]
     assert isinstance(offline, WorkerEvent)
     assert (offline.processed, offline.failed) == (1, 1)  # a failed delivery, as documented
+
+
+async def test_a_process_task_result_is_the_value_its_pool_process_sent_back() -> None:
+    from asynctasq.drivers.protocol import Delivery
+    from asynctasq.message import TaskMessage
+    from asynctasq.tasks.infrastructure.frames import Done
+    from asynctasq.worker.execute import run_process
+    from asynctasq.worker.pool import WorkerPool
+    from asynctasq.worker.state import new_job
+
+    class OneProcess:  # the manager's seam: it hands back what the pool process returned
+        async def run(self, frame: Any, seconds: Any, started: Any) -> Done:
+            started()
+            return Done({"rows": 3})
+
+    message = TaskMessage("t1", "m:f", (), {}, "q", 1, 1, "fixed", 0.0, None, 60.0, None, 0.0)
+    job = new_job(Delivery("q", b"", None), 0.0)
+    pool = WorkerPool(manager=OneProcess(), owned=False)  # type: ignore[arg-type]
+    assert await run_process(pool, message, job=job) is None
+    assert job.result == {"rows": 3}
