@@ -366,11 +366,16 @@ def current_handle() -> Handle:
     """Return the current handle.
 
     Raises:
-        ConfigError: no handle is current ("call asynctasq.init() first").
+        ConfigError: no handle is current ("call asynctasq.init() first"; when an
+            integration made one current where this code cannot see it, such as the
+            FastAPI lifespan, the message says how to reach it instead).
 
     """
     handle = context.current()
     if handle is None:
+        hint = context.unseen_hint()
+        if hint is not None:
+            raise ConfigError(f"asynctasq is not initialised in this context: {hint}")
         raise ConfigError(NOT_INITIALISED)
     found: Handle = handle
     return found

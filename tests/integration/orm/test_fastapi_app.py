@@ -84,14 +84,18 @@ async def test_a_route_dispatches_a_model_that_a_worker_loads_as_it_is_now(
 
 
 @pytest.mark.anyio
-async def test_without_the_middleware_a_route_does_not_see_the_lifespan_handle(
+async def test_without_the_middleware_a_route_is_told_to_add_it(
     pg_engine: AsyncEngine,
 ) -> None:
     await add_user(pg_engine, 2, orders=0)
     app = build_app(pg_engine, MEMORY, middleware=False)
     async with lifespan_apart(app), client(app) as http:
-        with pytest.raises(ConfigError, match=r"call asynctasq.init\(\) first"):
+        with pytest.raises(ConfigError) as raised:
             await http.post("/users/2/count-orders")
+    assert str(raised.value).startswith("asynctasq is not initialised in this context: ")
+    assert "add app.add_middleware(AsyncTasQMiddleware)" in str(raised.value)
+    with pytest.raises(ConfigError, match=r"call asynctasq.init\(\) first$"):
+        await tasks.count_orders(User(id=2, name="x")).dispatch()  # the lifespan has ended
 
 
 @pytest.mark.anyio

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from starlette.requests import HTTPConnection
 
-from asynctasq import ConfigError, Handle, configured, context
+from asynctasq import ConfigError, Handle, configured, context, current_handle
 from asynctasq.config.records import Config
-from asynctasq.integrations.fastapi import AsyncTasQMiddleware, app_handle, get_handle
+from asynctasq.integrations.fastapi import (
+    AsyncTasQMiddleware,
+    app_handle,
+    asynctasq_lifespan,
+    get_handle,
+)
 
 Scope = dict[str, Any]
 
@@ -72,3 +78,25 @@ def test_the_handle_dependency_says_how_to_set_asynctasq_up() -> None:
     assert app_handle(connection.scope) is None
     with pytest.raises(ConfigError, match=r"pass lifespan=asynctasq_lifespan\(...\)"):
         get_handle(connection)
+
+
+@pytest.mark.anyio
+async def test_while_the_lifespan_runs_elsewhere_not_initialised_says_to_add_the_middleware() -> (
+    None
+):
+    app = SimpleNamespace(state=SimpleNamespace())
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:  # a server runs the lifespan in a task of its own
+        async with asynctasq_lifespan({"driver": "memory"}, env_file=None)(app):
+            started.set()
+            await stop.wait()
+
+    lifespan = asyncio.create_task(serve())
+    await started.wait()
+    with pytest.raises(ConfigError, match=r"in this context: .*add app.add_middleware\("):
+        current_handle()
+    stop.set()
+    await lifespan
+    with pytest.raises(ConfigError, match=r"^asynctasq is not initialised: call asynctasq.init"):
+        current_handle()
