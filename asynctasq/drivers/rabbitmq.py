@@ -7,7 +7,8 @@ The pieces: :mod:`rabbitmq_link` (connection, topology, confirmed publishing),
 dead-letter), :mod:`rabbitmq_delay` (delayed messages), :mod:`rabbitmq_dead` (dead
 letters), :mod:`rabbitmq_inspect` (queue catalog, worker registry, completed tasks, over
 :mod:`rabbitmq_monitor` and :mod:`rabbitmq_records`), :mod:`rabbitmq_format` (names,
-headers). How the protocol maps onto RabbitMQ:
+headers), :mod:`rabbitmq_quiet` (aio-pika's repeated log lines during an outage). How the
+protocol maps onto RabbitMQ:
 
 * ``enqueue``: a persistent message published with ``mandatory`` and a publisher confirm;
   it returns once the broker confirmed it. ``enqueue_many`` sends all, then awaits all

@@ -18,6 +18,11 @@ every queue declared here (robustly registered) and re-registers the consumers.
 
 A publish to a queue that does not exist (deleted by an operator) comes back unroutable;
 the queue's topology is then declared again and the message published once more.
+
+A dropped connection is logged once (``rabbitmq connection lost``), and its return
+(``rabbitmq connection back after N s``); aio-pika's and aiormq's own lines in between are
+quieted by :mod:`rabbitmq_quiet`. A timed-out call says what it waited for (the connection,
+or the publisher confirms).
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import aiormq.abc
@@ -38,10 +44,12 @@ from aio_pika.abc import (
 )
 from aio_pika.connection import make_url
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelNotFoundEntity, PublishError
+from aiormq.exceptions import InvalidFrameError
 
 from asynctasq.config.mask import scrub
 from asynctasq.config.records import RabbitMQConfig
 from asynctasq.drivers import rabbitmq_format as form
+from asynctasq.drivers import rabbitmq_quiet as quiet
 from asynctasq.drivers import rabbitmq_records as rec
 from asynctasq.errors import ConfigError, DriverError
 
@@ -101,13 +109,22 @@ class Link:
         self._exchange: AbstractExchange | None = None
         self._ensured: set[str] = set()
         self._ensure_lock = asyncio.Lock()
+        self._lost_at: float | None = None
         self.on_declared: Callable[[str], Awaitable[None]] | None = None
         """Awaited with the queue name each time :meth:`ensure` declared a topology; it must
         not raise (the queue catalog records the name)."""
 
     def detail(self, exc: BaseException) -> str:
-        """Return ``"Type: message"`` for ``exc`` with every password removed."""
-        return scrub(f"{type(exc).__name__}: {str(exc) or repr(exc)}", self._secrets)
+        """Return ``"Type: message"`` for ``exc`` with every password removed.
+
+        A bare ``TimeoutError`` (an operation timed out) reads
+        ``"TimeoutError: no answer from the broker within 30 s"``.
+        """
+        if isinstance(exc, TimeoutError) and not str(exc):
+            text = f"no answer from the broker within {self.timeout_seconds:g} s"
+        else:
+            text = str(exc) or repr(exc)
+        return scrub(f"{type(exc).__name__}: {text}", self._secrets)
 
     def error(self, operation: str, exc: BaseException) -> DriverError:
         """Return ``DriverError`` for ``exc`` with every password removed."""
@@ -133,6 +150,7 @@ class Link:
             reconnect_interval=self._reconnect_seconds,
             fail_fast=True,
         )
+        quiet.install()
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 await connection.connect(timeout=self.timeout_seconds)
@@ -142,9 +160,11 @@ class Link:
             # and keep the process from exiting.
             await _close_quietly(connection)
             if isinstance(exc, FAILURES):
-                raise self.error("open", exc) from exc
+                raise self._open_error(exc) from exc
             raise
         self._connection = connection
+        connection.close_callbacks.add(self._on_lost)
+        connection.reconnect_callbacks.add(self._on_back)
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 await self._check_version(connection)
@@ -161,6 +181,49 @@ class Link:
             if isinstance(exc, FAILURES):
                 raise self.error("open", exc) from exc
             raise
+
+    def _open_error(self, exc: BaseException) -> DriverError:
+        """Return the ``DriverError`` of a failed connect, saying what went wrong."""
+        where = urlsplit(self.config.url)
+        if isinstance(exc, TimeoutError) and not str(exc):
+            return DriverError(
+                "rabbitmq",
+                "open",
+                f"no answer from {where.hostname}:{where.port or 5672} within "
+                f"{self.timeout_seconds:g} s (TCP connect and AMQP handshake)",
+            )
+        if isinstance(exc, InvalidFrameError) and "Connection.Close" in str(exc):
+            # The broker closes the connection instead of answering connection.open: it
+            # refused the vhost (missing, or no permission); aiormq keeps no reply text.
+            vhost = unquote(where.path[1:]) or "/"
+            return DriverError(
+                "rabbitmq",
+                "open",
+                f"vhost {vhost!r} refused by the broker: it does not exist or user "
+                f"{where.username or 'guest'!r} has no permission on it (rabbitmqctl "
+                "list_vhosts, rabbitmqctl list_permissions -p <vhost>)",
+            )
+        return self.error("open", exc)
+
+    def _on_lost(self, connection: object, exc: BaseException | None = None) -> None:
+        """Log once that the connection dropped (aio-pika reconnects on its own)."""
+        if self._connection is None or self._lost_at is not None:
+            return  # closed by us, or already reported
+        self._lost_at = time.monotonic()
+        reason = "" if exc is None or isinstance(exc, asyncio.CancelledError) else self.detail(exc)
+        logger.warning(
+            "rabbitmq connection lost%s; reconnecting every %g s (aio-pika's and aiormq's "
+            "repeated lines are not shown until it is back)",
+            f" ({reason})" if reason else "",
+            self._reconnect_seconds,
+        )
+
+    def _on_back(self, connection: object) -> None:
+        """Log that the connection is back; let the libraries report the next outage."""
+        quiet.QUIET.reset()
+        lost_at, self._lost_at = self._lost_at, None
+        if lost_at is not None:
+            logger.warning("rabbitmq connection back after %.1f s", time.monotonic() - lost_at)
 
     async def _check_version(self, connection: AbstractRobustConnection) -> None:
         transport = connection.transport
@@ -203,13 +266,41 @@ class Link:
         """Wait (bounded by the operation timeout) until the connection is up.
 
         Raises:
-            TimeoutError: the connection did not come back in time.
+            TimeoutError: the connection did not come back in time (the message says so).
 
         """
-        async with asyncio.timeout(self.timeout_seconds):
-            await self.connection.ready()
-            if self._publisher is not None:
-                await self._publisher.ready()  # reopened after a channel error, if need be
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                await self.connection.ready()
+                if self._publisher is not None:
+                    await self._publisher.ready()  # reopened after a channel error, if need be
+        except TimeoutError as exc:
+            raise TimeoutError(self._waited("the connection to come back")) from exc
+
+    def _waited(self, what: str) -> str:
+        """Return ``"waited 30 s for <what>"`` with the operation timeout."""
+        return f"waited {self.timeout_seconds:g} s for {what}"
+
+    @contextlib.asynccontextmanager
+    async def _confirming(self) -> AsyncIterator[None]:
+        """Bound a publish by the operation timeout; a timeout says what it waited for.
+
+        Raises:
+            TimeoutError: ``"waited 30 s for the connection to come back"`` (it is down)
+                or ``"waited 30 s for the broker's publisher confirms"`` (it is up, or
+                looks up: a broker that stopped answering is noticed only after the
+                heartbeat timeout).
+
+        """
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                yield
+        except TimeoutError as exc:
+            if str(exc):
+                raise
+            if self.connected:
+                raise TimeoutError(self._waited("the broker's publisher confirms")) from exc
+            raise TimeoutError(self._waited("the connection to come back")) from exc
 
     async def ensure(self, queue: str) -> None:
         """Declare ``queue``, its delayed and dead-letter queues, bound by name (once).
@@ -281,7 +372,7 @@ class Link:
         """
         for queue in dict.fromkeys(queue for queue, _, _ in messages):
             await self.ensure(queue)
-        async with asyncio.timeout(self.timeout_seconds):
+        async with self._confirming():
             await self.ready()
             results = await asyncio.gather(
                 *(self._send(key, message) for _, key, message in messages),
@@ -322,7 +413,7 @@ class Link:
             Exception: what aio-pika raised otherwise (the caller translates it).
 
         """
-        async with asyncio.timeout(self.timeout_seconds):
+        async with self._confirming():
             await self.ready()
             if self._publisher is None:
                 raise DriverError("rabbitmq", "publish", "the driver is not open")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from asynctasq.config.records import RabbitMQConfig
+from asynctasq.drivers import rabbitmq_quiet as quiet
 from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
 from asynctasq.drivers.rabbitmq import RabbitMQDriver
 from asynctasq.errors import DriverError
@@ -228,3 +230,74 @@ async def test_messages_held_by_a_lost_worker_come_back_counted_with_a_true_warn
     ]
     await until(lambda: all(line in caplog.text for line in lines), 10, "both logged")
     await successor.ack(got)
+
+
+async def test_a_dispatch_to_a_blackholed_broker_says_it_waited_for_publisher_confirms(
+    site: Site,
+) -> None:
+    # F7: the error named nothing ("TimeoutError: TimeoutError()").
+    driver = await site.driver(timeout_seconds=1.0)
+    q = site.queue()
+    await driver.enqueue(Outgoing(q, b"before"))
+    site.proxy.blackhole()
+    with pytest.raises(DriverError) as caught:
+        await driver.enqueue(Outgoing(q, b"during"))
+    assert str(caught.value) == (
+        "rabbitmq enqueue failed: TimeoutError: waited 1 s for the broker's publisher confirms"
+    )
+
+
+async def test_a_dispatch_while_the_connection_is_down_says_it_waited_for_the_connection(
+    site: Site,
+) -> None:
+    driver = await site.driver(timeout_seconds=1.0)
+    q = site.queue()
+    await driver.enqueue(Outgoing(q, b"before"))
+    site.proxy.refuse()
+    await until(lambda: not driver._link.connected, 10, "the driver sees the connection down")
+    with pytest.raises(DriverError) as caught:
+        await driver.enqueue(Outgoing(q, b"during"))
+    assert str(caught.value) == (
+        "rabbitmq enqueue failed: TimeoutError: waited 1 s for the connection to come back"
+    )
+
+
+def dropped(text: str) -> int:
+    """Return how many repeats of the library line starting with ``text`` were not shown."""
+    seen = quiet.QUIET._seen
+    return sum(n for (_, msg), (_, n) in seen.items() if str(msg).startswith(text))
+
+
+async def test_an_outage_logs_each_kind_of_library_line_once_and_says_lost_and_back(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    # F7: aio-pika and aiormq logged an ERROR, a WARNING and an INFO per reconnection
+    # attempt (every 0.2 s here), with tracebacks when the connection dropped.
+    driver = await site.driver()
+    quiet.QUIET.reset()  # other tests' outages were seen by the same filter
+    caplog.set_level(logging.INFO)
+    site.proxy.refuse()
+    await until(lambda: not driver._link.connected, 10, "the driver sees the connection down")
+    await until(lambda: dropped("error when creating transport") >= 3, 10, "3 more attempts")
+    site.proxy.start()
+    await until(lambda: "rabbitmq connection back after" in caplog.text, 20, "reconnected")
+    library = [r for r in caplog.records if r.name.startswith(("aio_pika", "aiormq"))]
+    kinds = Counter((r.name, r.msg) for r in library)
+    assert max(kinds.values()) == 1, kinds
+    assert not any(r.exc_info for r in library)
+    ours = [r.getMessage() for r in caplog.records if r.name == "asynctasq.drivers.rabbitmq"]
+    assert [m.split(" (")[0].split(" after")[0] for m in ours] == [
+        "rabbitmq connection lost",
+        "rabbitmq connection back",
+    ]
+
+
+async def test_a_vhost_the_broker_refuses_is_named_in_the_error(rabbitmq_url: str) -> None:
+    url = rabbitmq_url.rstrip("/") + "/no-such-vhost"
+    driver = RabbitMQDriver(RabbitMQConfig(url=url), operation_timeout_seconds=5.0)
+    with pytest.raises(DriverError) as caught:
+        await driver.open()
+    assert str(caught.value).startswith(
+        "rabbitmq open failed: vhost 'no-such-vhost' refused by the broker: it does not "
+        "exist or user 'guest' has no permission on it"
+    )
