@@ -86,9 +86,10 @@ def asynctasq_lifespan(
     At startup it calls :func:`asynctasq.init` with these arguments (configuration errors
     stop the app from starting), keeps the handle on ``app.state.asynctasq`` and yields
     ``{"asynctasq": handle}`` as lifespan state, then enters ``lifespan`` (your own, if
-    any; a mapping it yields is merged into the state). At shutdown, in reverse order: your
-    lifespan exits, the handle's connections are closed, and ``sqlalchemy_engine`` (if
-    set) is disposed.
+    any; a mapping it yields is merged into the state, anything else is ignored, e.g.
+    ``lambda app: RegisterTortoise(app, ...)`` which yields itself). At shutdown, in
+    reverse order: your lifespan exits, the handle's connections are closed, and
+    ``sqlalchemy_engine`` (if set) is disposed.
 
     Args:
         config: code settings, as for :func:`asynctasq.init`.
@@ -119,8 +120,9 @@ def asynctasq_lifespan(
             if lifespan is None:
                 yield {STATE_KEY: handle}
             else:
-                async with lifespan(app) as inner:
-                    yield {**(inner or {}), STATE_KEY: handle}
+                async with lifespan(app) as inner:  # e.g. Tortoise's RegisterTortoise
+                    mine = dict(inner) if isinstance(inner, Mapping) else {}
+                    yield {**mine, STATE_KEY: handle}
         finally:
             context.forget_unseen(handle)
             try:

@@ -100,3 +100,23 @@ async def test_while_the_lifespan_runs_elsewhere_not_initialised_says_to_add_the
     await lifespan
     with pytest.raises(ConfigError, match=r"^asynctasq is not initialised: call asynctasq.init"):
         current_handle()
+
+
+@pytest.mark.anyio
+async def test_an_app_lifespan_that_yields_something_other_than_a_mapping_is_entered() -> None:
+    """Tortoise's ``RegisterTortoise`` yields itself: only a mapping is merged into the state."""
+    entered: list[str] = []
+
+    class Own:
+        async def __aenter__(self) -> Own:
+            entered.append("in")
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            entered.append("out")
+
+    app = SimpleNamespace(state=SimpleNamespace())
+    lifespan = asynctasq_lifespan({"driver": "memory"}, env_file=None, lifespan=lambda app: Own())
+    async with lifespan(app) as state:
+        assert list(state) == ["asynctasq"]
+    assert entered == ["in", "out"]
