@@ -41,7 +41,8 @@ protocol maps onto RabbitMQ:
 * ``sizes``: ready, delayed and dead come from the broker (plus this driver's buffer);
   ``in_flight`` counts this driver's own unsettled deliveries (AMQP cannot ask a queue
   for its unacked total).
-* ``max_message_bytes``: 16 MiB, RabbitMQ's default ``max_message_size`` since 4.0.
+* ``max_message_bytes``: 16,711,680 bytes: RabbitMQ's default ``max_message_size`` since
+  4.0 (16 MiB) less 64 KiB for properties and headers.
 * ``QueueCatalog``, ``WorkerRegistry``, ``CompletedStore``: small durable queues written
   with confirms and read by peeking under a reader lock (:mod:`rabbitmq_inspect`).
 """
