@@ -8,10 +8,6 @@ lifespan task) or a child process does not: integrations pass the handle explici
 The same ContextVar also carries the task execution a worker is running in this context
 (for ``current_task()``), so there is still exactly one: its value is the pair
 ``(handle, running execution)``, and each setter keeps the other half.
-
-Beside it, :func:`note_unseen` keeps, process-wide, the handles an integration made
-current where other tasks cannot see them, each with a hint saying how to reach it (the
-FastAPI lifespan: "add the middleware"), so "not initialised" can say what to do.
 """
 
 from __future__ import annotations
@@ -20,9 +16,6 @@ from contextvars import ContextVar, Token
 from typing import Any
 
 _CURRENT: ContextVar[tuple[Any, Any]] = ContextVar("asynctasq_current", default=(None, None))
-
-_UNSEEN: list[tuple[Any, str]] = []
-"""``(handle, hint)`` pairs registered by :func:`note_unseen`, oldest first."""
 
 
 def current() -> Any:
@@ -48,23 +41,3 @@ def running() -> Any:
 def make_running(execution: Any) -> Token[tuple[Any, Any]]:
     """Record ``execution`` as running in this context (the handle stays); return the token."""
     return _CURRENT.set((_CURRENT.get()[0], execution))
-
-
-def note_unseen(handle: Any, hint: str) -> None:
-    """Record that ``handle`` is current only where other asyncio tasks cannot see it.
-
-    Args:
-        handle: the handle (kept until :func:`forget_unseen`).
-        hint: how code elsewhere reaches it, one sentence, e.g. "add the middleware".
-    """
-    _UNSEEN.append((handle, hint))
-
-
-def forget_unseen(handle: Any) -> None:
-    """Drop what :func:`note_unseen` recorded for ``handle`` (nothing if it recorded none)."""
-    _UNSEEN[:] = [pair for pair in _UNSEEN if pair[0] is not handle]
-
-
-def unseen_hint() -> str | None:
-    """Return the hint of the latest handle recorded by :func:`note_unseen`, or ``None``."""
-    return _UNSEEN[-1][1] if _UNSEEN else None

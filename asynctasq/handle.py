@@ -55,7 +55,12 @@ if TYPE_CHECKING:
     from asynctasq.drivers.protocol import Driver
     from asynctasq.events.bus import EventBus
 
-NOT_INITIALISED = "asynctasq is not initialised: call asynctasq.init() first"
+NOT_INITIALISED = (
+    "asynctasq is not initialised: call asynctasq.init() first (in a FastAPI app that calls "
+    "it in its lifespan, add app.add_middleware(AsyncTasQMiddleware) from "
+    "asynctasq.integrations.fastapi: requests run in other asyncio tasks, which do not see "
+    "the lifespan's handle)"
+)
 
 logger = logging.getLogger("asynctasq")
 
@@ -366,16 +371,12 @@ def current_handle() -> Handle:
     """Return the current handle.
 
     Raises:
-        ConfigError: no handle is current ("call asynctasq.init() first"; when an
-            integration made one current where this code cannot see it, such as the
-            FastAPI lifespan, the message says how to reach it instead).
+        ConfigError: no handle is current ("call asynctasq.init() first"; the message also
+            names the FastAPI middleware, the usual cause in a web app).
 
     """
     handle = context.current()
     if handle is None:
-        hint = context.unseen_hint()
-        if hint is not None:
-            raise ConfigError(f"asynctasq is not initialised in this context: {hint}")
         raise ConfigError(NOT_INITIALISED)
     found: Handle = handle
     return found

@@ -16,9 +16,9 @@ Why the middleware: ``init()`` run in the lifespan makes the handle current only
 lifespan's own asyncio task; the server runs each request in another task, which does not
 see it (SPEC §8). :class:`AsyncTasQMiddleware` makes the app's handle current for every
 HTTP and WebSocket request (and resets it after), so ``await task(...).dispatch()`` works
-in routes, their dependencies and background tasks. Without it, while the lifespan runs,
-``dispatch()`` in a route raises ``ConfigError`` saying to add it (:data:`NOT_CURRENT`).
-(The lifespan cannot make the handle visible itself: a ContextVar set in one task never
+in routes, their dependencies and background tasks. Without it, ``dispatch()`` in a route
+raises ``ConfigError`` ("call asynctasq.init() first ... add AsyncTasQMiddleware"). (The
+lifespan cannot make the handle visible itself: a ContextVar set in one task never
 reaches a sibling task, and Starlette's middleware stack is built before the lifespan
 starts.)
 
@@ -55,14 +55,6 @@ from asynctasq.orm import ModelLoader
 
 STATE_KEY = "asynctasq"
 """The name of the handle in lifespan state and on ``app.state``."""
-
-NOT_CURRENT = (
-    "asynctasq_lifespan() made this app's handle in the lifespan's own asyncio task, and a "
-    "request runs in another one, which does not see it; add "
-    "app.add_middleware(AsyncTasQMiddleware) (from asynctasq.integrations.fastapi), which "
-    "makes it current in every request"
-)
-"""Why a route without :class:`AsyncTasQMiddleware` finds no handle (see ``current_handle``)."""
 
 NOT_SET_UP = (
     "asynctasq is not set up for this app: pass lifespan=asynctasq_lifespan(...) to the app "
@@ -115,7 +107,6 @@ def asynctasq_lifespan(
         state = getattr(app, "state", None)
         if state is not None:
             setattr(state, STATE_KEY, handle)
-        context.note_unseen(handle, NOT_CURRENT)
         try:
             if lifespan is None:
                 yield {STATE_KEY: handle}
@@ -124,7 +115,6 @@ def asynctasq_lifespan(
                     mine = dict(inner) if isinstance(inner, Mapping) else {}
                     yield {**mine, STATE_KEY: handle}
         finally:
-            context.forget_unseen(handle)
             try:
                 await handle.aclose()
             finally:
@@ -206,7 +196,6 @@ DriverDep = Annotated[Driver, Depends(get_driver)]
 """A route parameter ``driver: DriverDep`` receives the app's opened default driver."""
 
 __all__ = [
-    "NOT_CURRENT",
     "STATE_KEY",
     "AsyncTasQMiddleware",
     "DriverDep",

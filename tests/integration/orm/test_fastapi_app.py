@@ -92,10 +92,8 @@ async def test_without_the_middleware_a_route_is_told_to_add_it(
     async with lifespan_apart(app), client(app) as http:
         with pytest.raises(ConfigError) as raised:
             await http.post("/users/2/count-orders")
-    assert str(raised.value).startswith("asynctasq is not initialised in this context: ")
+    assert str(raised.value).startswith("asynctasq is not initialised: call asynctasq.init()")
     assert "add app.add_middleware(AsyncTasQMiddleware)" in str(raised.value)
-    with pytest.raises(ConfigError, match=r"call asynctasq.init\(\) first$"):
-        await tasks.count_orders(User(id=2, name="x")).dispatch()  # the lifespan has ended
 
 
 @pytest.mark.anyio
