@@ -7,6 +7,7 @@ once per broker, and ``queue``, ``handle``, ``start_worker`` and ``queue_sizes``
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import signal
@@ -50,6 +51,18 @@ class Worker:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def logged_at(self, text: str) -> float:
+        """Return when the first log line containing ``text`` was written (epoch seconds).
+
+        Raises:
+            AssertionError: no such line yet.
+        """
+        for line in self.output().splitlines():
+            if text in line:
+                stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+                return stamp.timestamp()  # the log's asctime is local time
+        raise AssertionError(f"no log line contains {text!r}:\n{self.output()}")
 
 
 @attrs.define
