@@ -176,6 +176,7 @@ class RabbitMQDriver:
         if not self._opened:
             await self._link.open()
             self._opened = True
+            self._unreachable = False
 
     async def close(self) -> None:
         """Give buffered messages back, then close the connection (idempotent)."""
