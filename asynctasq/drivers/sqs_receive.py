@@ -14,8 +14,10 @@ at most :data:`MULTI_QUEUE_POLL_SECONDS`); the first to bring messages ends the 
 poll that is still running then (or when the caller is cancelled) is never cut off, since
 SQS may hand a message to a request whose client went away and hide it for a whole
 visibility timeout: it runs to its end in the background and what it brings is released
-without counting a delivery. ``close()`` waits for those polls. A wait under one second
-is one short receive, a sleep, and one more short receive (SQS waits in whole seconds).
+without counting a delivery. ``close()`` waits for those polls. Each long poll
+lasts the wait left rounded to the nearest second (:func:`poll_seconds`), so a wait of
+1 s is one long poll of 1 s, never a sleep and a short receive; only a rest under half a
+second (a wait of 0.3 s, or 1.3 s after a 1-second poll) is a sleep then one short receive.
 
 Hops. A received message whose delay is not over yet (:func:`~.sqs_format.rest_seconds`)
 is re-sent with the next hop's delay and deleted, never delivered.
@@ -83,6 +85,15 @@ def leases(deliveries: Sequence[Delivery]) -> list[Lease]:
 def chunks(items: Sequence[Any], size: int = wire.MAX_BATCH) -> list[Sequence[Any]]:
     """Split ``items`` into slices of at most ``size``."""
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def poll_seconds(remaining: float) -> int:
+    """Return the ``WaitTimeSeconds`` of a long poll for ``remaining`` seconds of wait.
+
+    Whole seconds, rounded to the nearest (so a wait of 1.0 s measured a hair late is still a
+    1-second poll, never a sleep and a short receive), within 0..20; 0 under half a second.
+    """
+    return min(wire.MAX_WAIT_SECONDS, max(0, round(remaining)))
 
 
 def batch_failures(response: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -247,12 +258,12 @@ class Receiver:
             got = await self._short_pass(queues, limit)
         while not got:
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            wait = poll_seconds(remaining)
+            if wait == 0:
+                if remaining > 0:  # a sub-second rest: SQS waits in whole seconds
+                    await asyncio.sleep(remaining)
+                    got = await self._short_pass(queues, limit)
                 break
-            if remaining < 1:
-                await asyncio.sleep(remaining)
-                return await self._short_pass(queues, limit)
-            wait = min(wire.MAX_WAIT_SECONDS, int(remaining))
             got = await self._long_poll(queues, limit, wait)
         if len(got) == wire.MAX_BATCH and limit > len(got):
             got += await self._short_pass([got[0].queue], limit - len(got))

@@ -331,3 +331,37 @@ async def test_listing_completed_tasks_deletes_the_records_past_the_limit(
     finally:
         sqs.close()
     assert attributes["ApproximateNumberOfMessages"] == "2"
+
+
+def receive_waits(driver: SQSDriver) -> list[int]:
+    """Record the ``WaitTimeSeconds`` of every ReceiveMessage call the driver makes."""
+    seen: list[int] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        seen.append(params["WaitTimeSeconds"])
+
+    driver._conn._client.meta.events.register("provide-client-params.sqs.ReceiveMessage", record)
+    return seen
+
+
+async def test_an_idle_wait_of_one_second_is_one_long_poll(driver: SQSDriver, queue: str) -> None:
+    await driver.enqueue(Outgoing(queue, b"warm"))
+    await driver.ack(await driver.dequeue([queue], limit=1, wait_seconds=1))
+    waits = receive_waits(driver)
+    assert await driver.dequeue([queue], limit=1, wait_seconds=1) == []
+    assert waits == [1]
+
+
+async def test_an_idle_wait_on_two_queues_long_polls_each_once(
+    driver: SQSDriver, endpoint: str
+) -> None:
+    first, second = f"s-{uuid.uuid4().hex[:16]}", f"s-{uuid.uuid4().hex[:16]}"
+    try:
+        await driver.enqueue_many([Outgoing(first, b"warm"), Outgoing(second, b"warm")])
+        await driver.ack(await driver.dequeue([first, second], limit=2, wait_seconds=0))
+        waits = receive_waits(driver)
+        assert await driver.dequeue([first, second], limit=1, wait_seconds=1) == []
+        # one short receive per queue for priority order, then one long poll per queue
+        assert sorted(waits) == [0, 0, 1, 1]
+    finally:
+        delete_queues(endpoint, [first, second])
