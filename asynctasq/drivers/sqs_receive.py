@@ -36,6 +36,7 @@ import attrs
 from asynctasq.drivers import sqs_format as wire
 from asynctasq.drivers.protocol import Delivery
 from asynctasq.drivers.sqs_client import SQSConnection
+from asynctasq.errors import DriverError
 
 logger = logging.getLogger("asynctasq.drivers.sqs")
 
@@ -44,6 +45,9 @@ PROVISIONAL_SECONDS = 30
 
 MULTI_QUEUE_POLL_SECONDS = 2
 """Longest single long poll while waiting on several queues (bounds what runs on after)."""
+
+LEASE_MARGIN_SECONDS = 5
+"""Seconds kept off the 12 hours SQS allows from a receive (clock drift, request time)."""
 
 CLOSE_WAIT_SECONDS = wire.MAX_WAIT_SECONDS + 5.0
 """How long ``close()`` waits for background polls before cancelling them."""
@@ -177,9 +181,13 @@ class Receiver:
         self._provisional[url] = max(PROVISIONAL_SECONDS, *vts)
         deadlines = [started + provisional] * len(ready)
         late = time.monotonic() - started > 1.0
+        now = time.monotonic()
+        # SQS counts 12 h from the receive: ask at most what is left of it, less a margin
+        cap = wire.MAX_VISIBILITY_SECONDS - wire.whole_seconds(now - started) - LEASE_MARGIN_SECONDS
+        vts = [min(vt, cap) for vt in vts]
         changes = [i for i, vt in enumerate(vts) if late or vt != provisional]
+        lost: set[int] = set()
         if changes:
-            now = time.monotonic()
             entries = [
                 {
                     "Id": str(i),
@@ -188,18 +196,24 @@ class Receiver:
                 }
                 for i in changes
             ]
-            failed: set[int] = set()
             for part in chunks(entries):
-                response = await self._conn.call(
-                    "dequeue", "change_message_visibility_batch", url, Entries=list(part)
-                )
-                failed.update(int(f["Id"]) for f in batch_failures(response))
+                lost |= await self._change(queue, url, part)
             for i in changes:
-                if i in failed:
-                    vts[i] = provisional
-                    logger.warning("could not set the visibility timeout of a message on %r", queue)
-                else:
+                if i not in lost:
                     deadlines[i] = now + vts[i]
+            if lost:
+                logger.warning(
+                    "could not set the visibility timeout of %d messages on %r: not handed out "
+                    "(they come back after %d s)",
+                    len(lost),
+                    queue,
+                    provisional,
+                )
+        ready, vts, deadlines = (
+            [ready[i] for i in range(len(ready)) if i not in lost],
+            [vts[i] for i in range(len(vts)) if i not in lost],
+            [deadlines[i] for i in range(len(deadlines)) if i not in lost],
+        )
         return [
             Delivery(
                 queue,
@@ -210,6 +224,32 @@ class Receiver:
             )
             for message, vt, deadline in zip(ready, vts, deadlines, strict=True)
         ]
+
+    async def _change(self, queue: str, url: str, part: Sequence[dict[str, Any]]) -> set[int]:
+        """Set the visibility timeouts of ``part``; return the ``Id`` numbers that failed.
+
+        A call rejected as a whole (one bad entry can do that) is made again entry by entry,
+        so that one message never costs the others their lease. Failures are logged, never
+        raised: a message whose lease was not set comes back after the provisional timeout.
+        """
+        try:
+            response = await self._conn.call(
+                "dequeue", "change_message_visibility_batch", url, Entries=list(part)
+            )
+        except DriverError as exc:
+            if len(part) == 1:
+                logger.warning("visibility change of a message on %r failed: %s", queue, exc)
+                return {int(part[0]["Id"])}
+            failed: set[int] = set()
+            for entry in part:
+                failed |= await self._change(queue, url, [entry])
+            return failed
+        failures = batch_failures(response)
+        for failure in failures:
+            logger.warning(
+                "visibility change of a message on %r failed: %s", queue, failure.get("Code")
+            )
+        return {int(f["Id"]) for f in failures}
 
     async def _rehop(self, url: str, hops: list[tuple[dict[str, Any], float]]) -> None:
         """Re-send each early message with its next hop, then delete the originals re-sent.

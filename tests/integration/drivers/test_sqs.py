@@ -365,3 +365,62 @@ async def test_an_idle_wait_on_two_queues_long_polls_each_once(
         assert sorted(waits) == [0, 0, 1, 1]
     finally:
         delete_queues(endpoint, [first, second])
+
+
+async def test_a_lease_of_a_day_is_cut_to_the_12_hours_sqs_allows_and_spares_its_neighbour(
+    driver: SQSDriver, queue: str
+) -> None:
+    # SQS refuses a visibility timeout reaching past 12 h from the receive; once refused the
+    # whole batch used to fail and every message of it stayed hidden, charged an attempt.
+    await driver.enqueue_many(
+        [
+            Outgoing(queue, b"long", visibility_timeout_seconds=86400),
+            Outgoing(queue, b"short", visibility_timeout_seconds=60),
+        ]
+    )
+    got = await driver.dequeue([queue], limit=2, wait_seconds=1)
+    leases = {d.body: d.visibility_timeout_seconds for d in got}
+    assert leases[b"short"] == 60
+    assert 43000 < leases[b"long"] <= 43200 - 5
+    await driver.ack(got)
+    assert await driver.sizes(queue) == QueueSizes(0, 0, 0, 0)
+
+
+def spoil_visibility_changes(driver: SQSDriver, spoil: Any) -> None:
+    """Apply ``spoil`` to the first entry of the first ChangeMessageVisibilityBatch."""
+    spoiled: list[str] = []
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        for entry in params["Entries"]:
+            if not spoiled:
+                spoiled.append(entry["ReceiptHandle"])
+            if entry["ReceiptHandle"] == spoiled[0]:
+                spoil(entry)
+
+    events = driver._conn._client.meta.events
+    events.register("provide-client-params.sqs.ChangeMessageVisibilityBatch", hook)
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        # refused entry by entry (ReceiptHandleIsInvalid)
+        lambda entry: entry.update(ReceiptHandle=entry["ReceiptHandle"] + "x"),
+        # refused as a whole call by moto (past 12 h from the send)
+        lambda entry: entry.update(VisibilityTimeout=43200),
+    ],
+    ids=["entry", "whole-call"],
+)
+async def test_a_message_whose_lease_was_not_set_is_not_handed_out_and_its_neighbour_is(
+    driver: SQSDriver, queue: str, spoil: Any
+) -> None:
+    await driver.enqueue_many(
+        [Outgoing(queue, b"%d" % i, visibility_timeout_seconds=60) for i in range(2)]
+    )
+    spoil_visibility_changes(driver, spoil)
+    got = await driver.dequeue([queue], limit=2, wait_seconds=1)
+    assert len(got) == 1
+    assert got[0].visibility_timeout_seconds == 60
+    assert (await driver.sizes(queue)).in_flight == 2
+    await driver.ack(got)
+    assert (await driver.sizes(queue)).in_flight == 1
