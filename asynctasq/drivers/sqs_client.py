@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 
 from asynctasq.config.mask import scrub
 from asynctasq.config.records import SQSConfig
+from asynctasq.drivers import sqs_logs
 from asynctasq.drivers.sqs_format import MAX_WAIT_SECONDS
 from asynctasq.errors import DriverError
 
@@ -184,6 +185,7 @@ class SQSConnection:
         """
         if self._client is not None:
             return
+        sqs_logs.install()
         config = self._config
         keys: dict[str, str] = {}
         if config.aws_access_key_id and config.aws_secret_access_key:

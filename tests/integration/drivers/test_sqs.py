@@ -4,6 +4,7 @@ and the monitoring stores SQS can hold (queue list, worker tags, completed-task 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from asynctasq.drivers.sqs_client import REGISTRY_QUEUE
 from asynctasq.errors import DriverError
 from tests.integration.sqs_server import (
     ACCOUNT,
+    KEY_ID,
     SECRET,
     client,
     delete_queues,
@@ -424,3 +426,19 @@ async def test_a_message_whose_lease_was_not_set_is_not_handed_out_and_its_neigh
     assert (await driver.sizes(queue)).in_flight == 2
     await driver.ack(got)
     assert (await driver.sizes(queue)).in_flight == 1
+
+
+async def test_debug_logs_of_boto_never_show_the_access_key_id(
+    endpoint: str, queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # botocore.endpoint logs each request with its Authorization header at DEBUG
+    caplog.set_level(logging.DEBUG)
+    found = await opened(endpoint)
+    try:
+        await found.enqueue(Outgoing(queue, b"work"))
+        await found.ack(await found.dequeue([queue], limit=1, wait_seconds=1))
+    finally:
+        await found.close()
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("Authorization" in line for line in lines)
+    assert [line for line in lines if KEY_ID in line or SECRET in line] == []
