@@ -34,12 +34,14 @@ from asynctasq.config.mask import scrub
 from asynctasq.config.records import SQSConfig
 from asynctasq.drivers import sqs_logs
 from asynctasq.drivers.sqs_format import MAX_WAIT_SECONDS
-from asynctasq.errors import DriverError
+from asynctasq.errors import ConfigError, DriverError
 
 logger = logging.getLogger("asynctasq.drivers.sqs")
 
 DEAD_SUFFIX = "_dead"
 COMPLETED_SUFFIX = "_completed"
+MAX_NAME_LENGTH = 80
+"""Longest SQS queue name. Source: SQS "CreateQueue"."""
 REGISTRY_QUEUE = "asynctasq-workers"
 """The queue whose tags are the worker registry (it never holds a message)."""
 MISSING_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
@@ -92,8 +94,22 @@ class SQSConnection:
         self._client: Any = None
 
     def url(self, queue: str) -> str:
-        """Return the URL of queue ``queue``."""
-        return self.prefix + queue
+        """Return the URL of queue ``queue``.
+
+        Raises:
+            ConfigError: the SQS name of ``queue`` or of its side queues (``_dead``,
+                ``_completed``) would exceed :data:`MAX_NAME_LENGTH` characters.
+
+        """
+        url = self.prefix + queue
+        name = url.rsplit("/", 1)[-1]
+        if len(name) + len(COMPLETED_SUFFIX) > MAX_NAME_LENGTH:
+            raise ConfigError(
+                f"queue {queue!r}: its SQS name {name!r} is {len(name)} characters; SQS names "
+                f"hold at most {MAX_NAME_LENGTH}, and {name + COMPLETED_SUFFIX!r} must fit too "
+                f"(at most {MAX_NAME_LENGTH - len(COMPLETED_SUFFIX)} for the queue's own name)"
+            )
+        return url
 
     def dead_url(self, queue: str) -> str:
         """Return the URL of the dead-letter queue of ``queue``."""

@@ -28,7 +28,7 @@ from asynctasq.drivers.protocol import (
 )
 from asynctasq.drivers.sqs import SQSDriver
 from asynctasq.drivers.sqs_client import REGISTRY_QUEUE
-from asynctasq.errors import DriverError
+from asynctasq.errors import ConfigError, DriverError
 from tests.integration.sqs_server import (
     ACCOUNT,
     KEY_ID,
@@ -442,3 +442,19 @@ async def test_debug_logs_of_boto_never_show_the_access_key_id(
     lines = [record.getMessage() for record in caplog.records]
     assert any("Authorization" in line for line in lines)
     assert [line for line in lines if KEY_ID in line or SECRET in line] == []
+
+
+async def test_a_queue_name_too_long_for_its_side_queues_is_a_config_error_naming_it(
+    driver: SQSDriver, endpoint: str
+) -> None:
+    # SQS names hold 80 characters; "<name>_completed" must fit as well as "<name>".
+    name = "s-" + "x" * 70
+    try:
+        with pytest.raises(ConfigError, match=f"{name}.*80"):
+            await driver.enqueue(Outgoing(name, b"work"))
+        with pytest.raises(ConfigError, match=name):
+            await driver.enqueue_many([Outgoing(name, b"work")])
+        urls = client(endpoint).list_queues().get("QueueUrls", [])
+        assert not any(name in url for url in urls)
+    finally:
+        delete_queues(endpoint, [name])
