@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import aioboto3
@@ -62,19 +61,6 @@ def error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
-async def _closing(stack: contextlib.AsyncExitStack) -> AsyncGenerator[None]:
-    """Hold ``stack`` open until closed: by ``close()``, or by the event loop as it ends.
-
-    ``asyncio.run()`` closes every unfinished async generator before closing its loop, so
-    a handle that was never closed (a short dispatching script) still closes its HTTP
-    session instead of leaving aiohttp's "Unclosed client session" complaint behind.
-    """
-    try:
-        yield
-    finally:
-        await stack.aclose()
-
-
 class SQSConnection:
     """The client, the queue URLs and error translation of one SQS driver.
 
@@ -90,7 +76,7 @@ class SQSConnection:
         self._config = config
         self._pool_size = pool_size
         self._secrets = [config.aws_access_key_id or "", config.aws_secret_access_key or ""]
-        self._guard: AsyncGenerator[None] | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
         self._client: Any = None
 
     def url(self, queue: str) -> str:
@@ -229,15 +215,15 @@ class SQSConnection:
         except FAILURES as exc:
             await stack.aclose()
             raise self.error("open", exc) from exc
-        guard = _closing(stack)
-        await anext(guard)
-        self._guard, self._client = guard, client
+        # a handle that was never closed closes its drivers as its event loop ends
+        # (asynctasq.handle), so a short dispatching script leaves no unclosed session
+        self._stack, self._client = stack, client
 
     async def close(self) -> None:
         """Close the client and its connections (idempotent)."""
-        guard, self._guard, self._client = self._guard, None, None
-        if guard is not None:
-            await guard.aclose()
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
 
     async def client(self) -> Any:
         """Return the client, opening the connection first if needed."""
