@@ -47,7 +47,14 @@ class Worker:
         self.process.send_signal(number)
 
     def wait(self, seconds: float) -> int:
-        return self.process.wait(timeout=seconds)
+        """Return the exit code within ``seconds``; else fail showing the worker's log tail."""
+        try:
+            return self.process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            tail = "\n".join(self.output().splitlines()[-40:])
+            raise AssertionError(
+                f"worker {self.pid} still running after {seconds} s; its log ends:\n{tail}"
+            ) from None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
