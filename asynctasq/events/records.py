@@ -6,7 +6,7 @@ Nine event types (SPEC §6; ``task_retrying`` is the seed's name):
 ``task_enqueued``         a dispatch stored the task (dispatch context)
 ``task_started``          a worker began an execution
 ``task_completed``        the execution returned normally
-``task_retrying``         the execution failed; the next attempt is stored
+``task_retrying``         the execution failed; its next attempt is being stored
 ``task_failed``           the task will not run again (last attempt failed, unknown task,
                           undecodable payload, attempts used up): it is dead-lettered
 ``task_cancelled``        the worker stopped while the execution ran; it was given back

@@ -223,6 +223,9 @@ async def fail(
     )
     if isinstance(decision, retry.Retry):
         outgoing = next_attempt(message, attempt, decision.delay_seconds)
+        # published before the store: once stored, the next attempt may start (and finish) on
+        # another connection before this call returns, and its events must come after this one
+        task_retrying(state, job, message, attempt, duration, error, decision.delay_seconds)
         stored = await persist(
             f"retry of task {message.task_id}",
             lambda: state.driver.retry(job.delivery, outgoing),
@@ -231,7 +234,6 @@ async def fail(
         state.held.discard(job)
         if stored:
             state.retried += 1
-            task_retrying(state, job, message, attempt, duration, error, decision.delay_seconds)
             if decision.delay_seconds > 0:
                 state.maintenance_due_in(decision.delay_seconds)
             text = f"{failed_after(duration, error)}; {retrying_in(decision.delay_seconds)}"
