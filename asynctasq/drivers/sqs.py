@@ -36,7 +36,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from asynctasq.config.records import Config, SQSConfig
 from asynctasq.drivers import sqs_format as wire
@@ -333,20 +332,7 @@ class SQSDriver:
             DriverError: SQS failed.
 
         """
-        names = [
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesDelayed",
-            "ApproximateNumberOfMessagesNotVisible",
-        ]
-        response = await self._conn.call(
-            "sizes",
-            "get_queue_attributes",
-            self._conn.url(queue),
-            missing_ok=True,
-            AttributeNames=names,
-        )
-        found: dict[str, Any] = {} if response is None else response.get("Attributes", {})
-        ready, delayed, in_flight = (int(found.get(name, 0)) for name in names)
+        ready, delayed, in_flight = await self._conn.counts("sizes", self._conn.url(queue))
         return QueueSizes(ready, delayed, in_flight, await self._dead.count(queue))
 
     async def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetterEntry]:

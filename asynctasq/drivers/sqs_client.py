@@ -61,6 +61,13 @@ def error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+_COUNTS = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesDelayed",
+    "ApproximateNumberOfMessagesNotVisible",
+]
+
+
 class SQSConnection:
     """The client, the queue URLs and error translation of one SQS driver.
 
@@ -230,6 +237,22 @@ class SQSConnection:
         if self._client is None:
             await self.open()
         return self._client
+
+    async def counts(self, operation: str, url: str) -> tuple[int, int, int]:
+        """Return SQS' approximate (ready, delayed, in flight) counts of the queue at ``url``.
+
+        A missing queue counts (0, 0, 0).
+
+        Raises:
+            DriverError: SQS failed.
+
+        """
+        response = await self.call(
+            operation, "get_queue_attributes", url, missing_ok=True, AttributeNames=_COUNTS
+        )
+        found: dict[str, Any] = {} if response is None else response.get("Attributes", {})
+        ready, delayed, in_flight = (int(found.get(name, 0)) for name in _COUNTS)
+        return ready, delayed, in_flight
 
     async def call(
         self, operation: str, method: str, url: str, *, missing_ok: bool = False, **params: Any

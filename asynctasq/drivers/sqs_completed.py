@@ -118,16 +118,5 @@ class CompletedQueues:
             DriverError: SQS failed.
 
         """
-        names = [
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ]
-        url = self._conn.completed_url(queue)
-        response = await self._conn.call(
-            "completed_count", "get_queue_attributes", url, missing_ok=True, AttributeNames=names
-        )
-        if response is None:
-            return 0
-        attributes = response.get("Attributes", {})
-        return min(max(0, keep), sum(int(attributes.get(name, 0)) for name in names))
+        found = await self._conn.counts("completed_count", self._conn.completed_url(queue))
+        return min(max(0, keep), sum(found))

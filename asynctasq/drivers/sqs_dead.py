@@ -48,18 +48,7 @@ class DeadLetterQueues:
 
     async def count(self, queue: str) -> int:
         """Return how many dead letters ``queue`` has (0 when its dead-letter queue is missing)."""
-        names = [
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ]
-        url = self._conn.dead_url(queue)
-        response = await self._conn.call(
-            "sizes", "get_queue_attributes", url, missing_ok=True, AttributeNames=names
-        )
-        if response is None:
-            return 0
-        return sum(int(response.get("Attributes", {}).get(name, 0)) for name in names)
+        return sum(await self._conn.counts("sizes", self._conn.dead_url(queue)))
 
     def _parsed(
         self, queue: str, messages: list[dict[str, Any]]
