@@ -20,6 +20,7 @@ from aio_pika import Message
 from aio_pika.abc import AbstractIncomingMessage
 
 from asynctasq.drivers import rabbitmq_format as form
+from asynctasq.drivers.dead_entry_format import unpack_dead_entry
 from asynctasq.drivers.protocol import DeadLetterEntry
 from asynctasq.drivers.rabbitmq_link import FAILURES, Link
 
@@ -136,7 +137,7 @@ def _rewritten(
 
 def _unpack(queue: str, message: AbstractIncomingMessage) -> tuple[DeadLetterEntry, int] | None:
     try:
-        return form.unpack_dead(message.body)
+        return unpack_dead_entry(message.body)
     except ValueError as exc:
         logger.warning("skipping an unreadable dead letter on queue %r: %s", queue, exc)
         return None

@@ -31,10 +31,10 @@ import math
 import os
 from typing import Any
 
-import msgpack
 from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractIncomingMessage
 
+from asynctasq.drivers.dead_entry_format import pack_dead_entry
 from asynctasq.drivers.protocol import DeadLetterEntry, Outgoing
 
 COUNT = "x-asynctasq-count"
@@ -165,18 +165,7 @@ def copy_of(
 
 def dead_letter(entry: DeadLetterEntry, vt_ms: int, message_id: str) -> Message:
     """Return the stored form of a dead-letter entry: msgpack body, summary headers."""
-    fields: dict[str, Any] = {
-        "queue": entry.queue,
-        "body": entry.body,
-        "task_id": entry.task_id,
-        "task_name": entry.task_name,
-        "error_type": entry.error_type,
-        "error_message": entry.error_message,
-        "attempts": entry.attempts,
-        "failed_at": entry.failed_at,
-        "vt_ms": vt_ms,
-    }
-    body: bytes = msgpack.packb(fields, use_bin_type=True)
+    body = pack_dead_entry(entry, vt_ms)
     return Message(
         body,
         headers={
@@ -189,18 +178,3 @@ def dead_letter(entry: DeadLetterEntry, vt_ms: int, message_id: str) -> Message:
         message_id=message_id,
         content_type="application/msgpack",
     )
-
-
-def unpack_dead(body: bytes) -> tuple[DeadLetterEntry, int]:
-    """Return the entry and its lease length (ms) from a stored dead letter.
-
-    Raises:
-        ValueError: ``body`` is not an entry this module wrote.
-
-    """
-    try:
-        fields = msgpack.unpackb(body, raw=False)
-        vt_ms = int(fields.pop("vt_ms"))
-        return DeadLetterEntry(**fields), vt_ms
-    except Exception as exc:
-        raise ValueError(f"not a dead-letter entry ({type(exc).__name__}: {exc})") from exc

@@ -49,6 +49,7 @@ from asynctasq.config.mask import scrub
 from asynctasq.config.records import Config, RedisConfig
 from asynctasq.drivers import redis_format as form
 from asynctasq.drivers import redis_scripts as lua
+from asynctasq.drivers.dead_entry_format import pack_dead_entry
 from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
 from asynctasq.drivers.redis_grab import Grabs
 from asynctasq.drivers.redis_inspect import DEFAULT_COMPLETED_LIMIT, RedisInspection
@@ -363,7 +364,7 @@ class RedisDriver(RedisInspection):
             DriverError: Redis failed.
 
         """
-        blob = form.pack_dead(entry, form.lease_ms(delivery.receipt))
+        blob = pack_dead_entry(entry, form.lease_ms(delivery.receipt))
         keys = [form.processing_key(delivery.queue), form.dead_key(delivery.queue)]
         await self._grabs.settled()
         try:

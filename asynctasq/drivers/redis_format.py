@@ -21,8 +21,8 @@ An element someone else pushed without such a header is claimed with a synthesiz
 (a fresh id, :data:`FOREIGN_LEASE_MS`, count 1), its whole bytes being the body; the worker
 then dead-letters it as undecodable (:mod:`asynctasq.drivers.redis_scripts`).
 
-A dead-letter entry is a msgpack map of the :class:`DeadLetterEntry` fields plus ``vt_ms``
-(so a requeued message keeps its lease length).
+A dead-letter entry is a msgpack map of its fields plus ``vt_ms`` (so a requeued message keeps
+its lease length), as :mod:`asynctasq.drivers.dead_entry_format` packs it.
 """
 
 from __future__ import annotations
@@ -32,12 +32,10 @@ import json
 import math
 import os
 import re
-from typing import Any
 
 import attrs
-import msgpack
 
-from asynctasq.drivers.protocol import CompletedTask, DeadLetterEntry, Delivery, WorkerInfo
+from asynctasq.drivers.protocol import CompletedTask, Delivery, WorkerInfo
 
 GRABS_KEY = "asynctasq:grabs"
 """The grab registry: a sorted set of grab list keys scored by when they lapse (server ms)."""
@@ -200,35 +198,3 @@ def next_member(element: bytes, fresh_id: bytes) -> tuple[bytes, int]:
 def lease_ms(member: bytes) -> int:
     """Return the lease length in milliseconds written in an element's header."""
     return int(member.split(b":", 2)[1])
-
-
-def pack_dead(entry: DeadLetterEntry, vt_ms: int) -> bytes:
-    """Return the stored form of a dead-letter entry (msgpack map)."""
-    fields: dict[str, Any] = {
-        "queue": entry.queue,
-        "body": entry.body,
-        "task_id": entry.task_id,
-        "task_name": entry.task_name,
-        "error_type": entry.error_type,
-        "error_message": entry.error_message,
-        "attempts": entry.attempts,
-        "failed_at": entry.failed_at,
-        "vt_ms": vt_ms,
-    }
-    packed: bytes = msgpack.packb(fields, use_bin_type=True)
-    return packed
-
-
-def unpack_dead(blob: bytes) -> tuple[DeadLetterEntry, int]:
-    """Return the entry and its lease length (ms) from a stored dead letter.
-
-    Raises:
-        ValueError: ``blob`` is not an entry this module wrote.
-
-    """
-    try:
-        fields = msgpack.unpackb(blob, raw=False)
-        vt_ms = int(fields.pop("vt_ms"))
-        return DeadLetterEntry(**fields), vt_ms
-    except Exception as exc:
-        raise ValueError(f"not a dead-letter entry ({type(exc).__name__}: {exc})") from exc

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from asynctasq.drivers import redis_format as form
 from asynctasq.drivers import redis_scripts as lua
+from asynctasq.drivers.dead_entry_format import unpack_dead_entry
 from asynctasq.drivers.protocol import CompletedTask, DeadLetterEntry, WorkerInfo
 from asynctasq.errors import DriverError
 
@@ -68,7 +69,7 @@ class RedisInspection:
         found = []
         for blob in blobs:
             try:
-                entry, vt_ms = form.unpack_dead(blob)
+                entry, vt_ms = unpack_dead_entry(blob)
             except ValueError as exc:
                 logger.warning("skipping an unreadable dead letter on queue %r: %s", queue, exc)
                 continue

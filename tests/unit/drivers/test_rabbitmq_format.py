@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from asynctasq.config.records import Config, RabbitMQConfig
 from asynctasq.drivers import build_driver
 from asynctasq.drivers import rabbitmq_format as form
+from asynctasq.drivers.dead_entry_format import unpack_dead_entry
 from asynctasq.drivers.protocol import DeadLetterEntry, Outgoing
 from asynctasq.drivers.rabbitmq import DEFAULT_MAX_MESSAGE_BYTES, RabbitMQDriver
 from asynctasq.drivers.rabbitmq_link import Link, server_version
@@ -96,11 +97,11 @@ def test_odd_or_missing_headers_read_as_the_default() -> None:
 def test_a_dead_letter_packs_the_whole_entry_and_summarises_it_in_headers() -> None:
     entry = DeadLetterEntry("q", b"\x00body", "t1", "m:f", "KeyError", "e" * 5000, 3, time.time())
     message = form.dead_letter(entry, 1500, "id")
-    assert form.unpack_dead(message.body) == (entry, 1500)
+    assert unpack_dead_entry(message.body) == (entry, 1500)
     assert message.headers[form.ERROR] == "e" * form.MAX_ERROR_HEADER_CHARS
     assert (message.headers[form.ERROR_TYPE], message.headers[form.ATTEMPTS]) == ("KeyError", 3)
     with pytest.raises(ValueError, match="not a dead-letter entry"):
-        form.unpack_dead(msgpack.packb({"queue": "q"}))
+        unpack_dead_entry(msgpack.packb({"queue": "q"}))
 
 
 def test_names_and_milliseconds() -> None:

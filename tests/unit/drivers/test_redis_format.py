@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import msgpack
-import pytest
-
 from asynctasq.drivers import redis_format as form
-from asynctasq.drivers.protocol import DeadLetterEntry
 
 
 def test_an_element_carries_a_unique_id_the_lease_and_the_count_before_the_body() -> None:
@@ -31,14 +27,3 @@ def test_keys_follow_the_spec() -> None:
     assert form.processing_key("mail") == "queue:mail:processing"
     assert form.delayed_key("mail") == "queue:mail:delayed"
     assert form.dead_key("mail") == "queue:mail:dead"
-
-
-def test_a_dead_letter_entry_round_trips_with_its_lease() -> None:
-    entry = DeadLetterEntry("q", b"\x00body", "id", "m:f", "KeyError", "'k'", 3, 1.5)
-    assert form.unpack_dead(form.pack_dead(entry, 900)) == (entry, 900)
-
-
-@pytest.mark.parametrize("blob", [b"", b"\xc1", msgpack.packb({"queue": "q"})])
-def test_a_foreign_dead_letter_is_a_value_error(blob: bytes) -> None:
-    with pytest.raises(ValueError, match="not a dead-letter entry"):
-        form.unpack_dead(blob)
