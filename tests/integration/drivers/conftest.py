@@ -3,6 +3,11 @@
 Every contract test runs once per entry of ``OPENERS``. A new driver adds one line there and
 an opener that yields a :class:`~tests.integration.drivers.brokers.Broker` and removes what
 its queues left behind.
+
+The RabbitMQ-only tests share ``world`` (a
+:class:`~tests.integration.drivers.rabbitmq_world.RabbitMQWorld` on the local broker, its
+driver defaults from ``world_defaults``, which a test module may override) and ``raw`` (a
+plain aio-pika channel on the same broker).
 """
 
 from __future__ import annotations
@@ -11,14 +16,18 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import aio_pika
 import pytest
+from aio_pika.abc import AbstractChannel
 from redis.asyncio import Redis
 
 from asynctasq.config.records import Config, RabbitMQConfig, RedisConfig
 from asynctasq.drivers import build_driver
 from asynctasq.drivers.rabbitmq import RabbitMQDriver
 from tests.integration.drivers.brokers import Broker
+from tests.integration.drivers.rabbitmq_world import RabbitMQWorld
 from tests.integration.drivers.sql_openers import open_mysql, open_postgres, open_sqlite
 from tests.integration.rabbitmq_admin import close_connections, delete_topology, require_rabbitmqctl
 from tests.integration.sqs_server import delete_queues, moto_endpoint, sqs_config
@@ -102,3 +111,27 @@ OPENERS: dict[
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
     async with OPENERS[request.param](request) as opened:
         yield opened
+
+
+@pytest.fixture
+def world_defaults() -> dict[str, Any]:
+    """Return the keywords every ``world.driver()`` starts from: none (the driver's defaults)."""
+    return {}
+
+
+@pytest.fixture
+async def world(rabbitmq_url: str, world_defaults: dict[str, Any]) -> AsyncIterator[RabbitMQWorld]:
+    """Yield a RabbitMQ world on the local broker; close its drivers and delete its topology."""
+    made = RabbitMQWorld(rabbitmq_url, defaults=world_defaults)
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+async def raw(rabbitmq_url: str) -> AsyncIterator[AbstractChannel]:
+    """Yield a channel of a plain aio-pika connection to the local RabbitMQ (not a driver)."""
+    connection = await aio_pika.connect(rabbitmq_url)
+    try:
+        yield await connection.channel()
+    finally:
+        await connection.close()

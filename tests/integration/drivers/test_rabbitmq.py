@@ -12,14 +12,11 @@ import asyncio
 import logging
 import re
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
 import anyio
-import attrs
 import msgpack
 import pytest
 from aio_pika.abc import AbstractChannel
@@ -29,10 +26,10 @@ from asynctasq.config.records import RabbitMQConfig
 from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
 from asynctasq.drivers.rabbitmq import RabbitMQDriver
 from asynctasq.errors import ConfigError, DriverError
+from tests.integration.drivers.rabbitmq_world import RabbitMQWorld, ready_count
 from tests.integration.rabbitmq_admin import (
     close_connections,
     consumers,
-    delete_topology,
     list_rows,
     queue_counts,
     require_rabbitmqctl,
@@ -41,58 +38,15 @@ from tests.integration.rabbitmq_admin import (
 pytestmark = pytest.mark.anyio
 
 
-@attrs.define
-class World:
-    """A unique exchange, the queues a test made, and the drivers it opened on them."""
-
-    url: str
-    exchange: str = attrs.field(factory=lambda: f"t-{uuid.uuid4().hex[:16]}")
-    queues: list[str] = attrs.field(factory=list)
-    drivers: list[RabbitMQDriver] = attrs.field(factory=list)
-
-    def queue(self) -> str:
-        name = f"t-{uuid.uuid4().hex[:16]}"
-        self.queues.append(name)
-        return name
-
-    async def driver(
-        self, *, watch_seconds: float = 2.0, reconnect_seconds: float = 1.0, **settings: Any
-    ) -> RabbitMQDriver:
-        config = RabbitMQConfig(url=self.url, exchange_name=self.exchange, **settings)
-        driver = RabbitMQDriver(
-            config, watch_seconds=watch_seconds, reconnect_seconds=reconnect_seconds
-        )
-        await driver.open()
-        self.drivers.append(driver)
-        return driver
-
-
 @pytest.fixture
-async def world(rabbitmq_url: str) -> AsyncIterator[World]:
-    made = World(rabbitmq_url)
-    yield made
-    for driver in made.drivers:
-        await driver.close()
-    await delete_topology(rabbitmq_url, made.exchange, made.queues)
-
-
-@pytest.fixture
-async def raw(rabbitmq_url: str) -> AsyncIterator[AbstractChannel]:
-    connection = await aio_pika.connect(rabbitmq_url)
-    try:
-        yield await connection.channel()
-    finally:
-        await connection.close()
+def world_defaults() -> dict[str, Any]:
+    """Drivers here watch their consumers every 2 s and reconnect every 1 s."""
+    return {"watch_seconds": 2.0, "reconnect_seconds": 1.0}
 
 
 @pytest.fixture
 def ctl() -> None:
     require_rabbitmqctl()
-
-
-async def ready_count(raw: AbstractChannel, name: str) -> int:
-    declared = await raw.declare_queue(name, passive=True)
-    return int(declared.declaration_result.message_count or 0)
 
 
 async def until(check: Any, seconds: float, what: str) -> None:
@@ -117,7 +71,7 @@ async def one(driver: RabbitMQDriver, queue: str, seconds: float = 10.0) -> Deli
 
 
 async def test_the_exchange_is_durable_direct_and_each_queue_durable_and_bound_by_name(
-    world: World, ctl: None
+    world: RabbitMQWorld, ctl: None
 ) -> None:
     driver = await world.driver()
     q = world.queue()
@@ -134,7 +88,7 @@ async def test_the_exchange_is_durable_direct_and_each_queue_durable_and_bound_b
 
 
 async def test_messages_are_persistent_with_the_driver_headers(
-    world: World, raw: AbstractChannel
+    world: RabbitMQWorld, raw: AbstractChannel
 ) -> None:
     driver = await world.driver()
     q = world.queue()
@@ -150,7 +104,7 @@ async def test_messages_are_persistent_with_the_driver_headers(
 
 
 async def test_prefetch_count_bounds_what_the_broker_pushes_to_a_consumer(
-    world: World, raw: AbstractChannel, ctl: None
+    world: RabbitMQWorld, raw: AbstractChannel, ctl: None
 ) -> None:
     driver = await world.driver(prefetch_count=3)
     q = world.queue()
@@ -164,7 +118,7 @@ async def test_prefetch_count_bounds_what_the_broker_pushes_to_a_consumer(
 
 
 async def test_a_message_for_a_deleted_queue_declares_it_again_and_is_stored(
-    world: World, raw: AbstractChannel
+    world: RabbitMQWorld, raw: AbstractChannel
 ) -> None:
     driver = await world.driver()
     q = world.queue()
@@ -175,7 +129,7 @@ async def test_a_message_for_a_deleted_queue_declares_it_again_and_is_stored(
 
 
 async def test_a_message_sent_after_its_exchange_was_deleted_declares_it_again(
-    world: World, raw: AbstractChannel
+    world: RabbitMQWorld, raw: AbstractChannel
 ) -> None:
     driver = await world.driver()
     q = world.queue()
@@ -186,7 +140,7 @@ async def test_a_message_sent_after_its_exchange_was_deleted_declares_it_again(
 
 
 async def test_a_queue_declared_elsewhere_with_other_arguments_is_a_clear_error(
-    world: World, raw: AbstractChannel
+    world: RabbitMQWorld, raw: AbstractChannel
 ) -> None:
     q = world.queue()
     await raw.declare_queue(q, durable=True)
@@ -196,7 +150,7 @@ async def test_a_queue_declared_elsewhere_with_other_arguments_is_a_clear_error(
 
 
 async def test_a_delay_sent_by_a_process_that_never_consumes_is_released_by_another_when_due(
-    world: World,
+    world: RabbitMQWorld,
 ) -> None:
     producer, worker = await world.driver(), await world.driver()
     q = world.queue()
@@ -213,7 +167,7 @@ async def test_a_delay_sent_by_a_process_that_never_consumes_is_released_by_anot
     await worker.ack(got)
 
 
-async def test_a_short_delay_behind_a_long_one_is_not_held_back(world: World) -> None:
+async def test_a_short_delay_behind_a_long_one_is_not_held_back(world: RabbitMQWorld) -> None:
     driver = await world.driver()
     q = world.queue()
     await driver.enqueue(Outgoing(q, b"long", delay_seconds=60))
@@ -227,7 +181,7 @@ async def test_a_short_delay_behind_a_long_one_is_not_held_back(world: World) ->
 
 
 async def test_maintain_returns_the_seconds_until_the_next_delayed_message_is_due(
-    world: World,
+    world: RabbitMQWorld,
 ) -> None:
     driver = await world.driver()
     q, empty = world.queue(), world.queue()
@@ -242,7 +196,7 @@ async def test_maintain_returns_the_seconds_until_the_next_delayed_message_is_du
 
 
 async def test_an_unchanged_delayed_queue_with_nothing_due_is_not_scanned_again(
-    world: World,
+    world: RabbitMQWorld,
 ) -> None:
     # F5: every scan moves the whole delayed queue over the network (0.3 ms of CPU per
     # message); an idle worker scanned thousands of far-off delays every second.
@@ -266,7 +220,7 @@ async def test_an_unchanged_delayed_queue_with_nothing_due_is_not_scanned_again(
 
 
 async def test_scanners_in_several_processes_release_each_delayed_message_once(
-    world: World,
+    world: RabbitMQWorld,
 ) -> None:
     # C05 across connections: three drivers maintain at once while one consumes.
     scanners = [await world.driver() for _ in range(3)]
@@ -296,7 +250,7 @@ async def test_scanners_in_several_processes_release_each_delayed_message_once(
 
 
 async def test_a_dead_letter_keeps_the_error_in_its_headers_and_body(
-    world: World, raw: AbstractChannel
+    world: RabbitMQWorld, raw: AbstractChannel
 ) -> None:
     driver = await world.driver()
     q = world.queue()
@@ -321,7 +275,7 @@ async def test_a_dead_letter_keeps_the_error_in_its_headers_and_body(
 
 
 async def test_release_gives_back_prefetched_messages_too_in_order_and_uncounted(
-    world: World, ctl: None, caplog: pytest.LogCaptureFixture
+    world: RabbitMQWorld, ctl: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = await world.driver(prefetch_count=10)
     q = world.queue()
@@ -337,7 +291,7 @@ async def test_release_gives_back_prefetched_messages_too_in_order_and_uncounted
 
 
 async def test_a_stuck_original_loses_its_copy_and_settling_it_later_is_logged_not_raised(
-    world: World, ctl: None, caplog: pytest.LogCaptureFixture
+    world: RabbitMQWorld, ctl: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     # C32: the original's lease (1 s, never renewed: its worker is stuck) runs out while
     # its channel is gone, so the copy runs, counted; the late ack must not crash anything.
@@ -358,7 +312,7 @@ async def test_a_stuck_original_loses_its_copy_and_settling_it_later_is_logged_n
 
 
 async def test_a_copy_redelivered_while_its_original_still_runs_waits_and_is_settled_by_it(
-    world: World, ctl: None
+    world: RabbitMQWorld, ctl: None
 ) -> None:
     # C09/C32: the connection drops while a task runs; the broker requeues it and delivers
     # it to this driver again. The copy must not run while the original does: it waits,
@@ -376,7 +330,7 @@ async def test_a_copy_redelivered_while_its_original_still_runs_waits_and_is_set
 
 
 async def test_a_task_finished_while_disconnected_is_not_run_again_when_its_copy_comes_back(
-    world: World, ctl: None
+    world: RabbitMQWorld, ctl: None
 ) -> None:
     driver = await world.driver()
     q = world.queue()
@@ -389,7 +343,7 @@ async def test_a_task_finished_while_disconnected_is_not_run_again_when_its_copy
 
 
 async def test_a_message_only_prefetched_when_the_connection_dropped_comes_back_uncounted(
-    world: World, ctl: None
+    world: RabbitMQWorld, ctl: None
 ) -> None:
     driver = await world.driver(prefetch_count=10)
     q = world.queue()
@@ -403,7 +357,7 @@ async def test_a_message_only_prefetched_when_the_connection_dropped_comes_back_
 
 
 async def test_shutting_down_while_disconnected_is_quick_and_loses_nothing(
-    world: World, ctl: None
+    world: RabbitMQWorld, ctl: None
 ) -> None:
     driver = await world.driver(prefetch_count=10, reconnect_seconds=30)
     q = world.queue()
@@ -425,7 +379,7 @@ async def test_shutting_down_while_disconnected_is_quick_and_loses_nothing(
 
 
 async def test_consumers_and_their_prefetch_come_back_after_the_server_closed_the_connection(
-    world: World, ctl: None
+    world: RabbitMQWorld, ctl: None
 ) -> None:
     # C32: after the connection dies, every queue has a consumer again, QoS restored.
     driver = await world.driver(prefetch_count=7)
@@ -443,7 +397,7 @@ async def test_consumers_and_their_prefetch_come_back_after_the_server_closed_th
 
 
 async def test_a_consumer_cancelled_because_its_queue_was_deleted_comes_back(
-    world: World, raw: AbstractChannel, ctl: None
+    world: RabbitMQWorld, raw: AbstractChannel, ctl: None
 ) -> None:
     driver = await world.driver(prefetch_count=4)
     q = world.queue()
@@ -455,7 +409,7 @@ async def test_a_consumer_cancelled_because_its_queue_was_deleted_comes_back(
 
 
 async def test_the_watchdog_consumes_again_when_a_consumer_vanished_unnoticed(
-    world: World,
+    world: RabbitMQWorld,
 ) -> None:
     driver = await world.driver(watch_seconds=0.3)
     q = world.queue()
@@ -493,7 +447,7 @@ async def never_run() -> None:
     ],
 )
 async def test_queue_names_the_driver_keeps_are_refused_at_dispatch_and_worker_start(
-    world: World, queue: str, why: str
+    world: RabbitMQWorld, queue: str, why: str
 ) -> None:
     # F6: such a queue collides with a companion queue (declared with other arguments) or
     # is refused by the broker; the worker looped with tracebacks instead of refusing.

@@ -11,67 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import aio_pika
-import attrs
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from asynctasq.config.records import RabbitMQConfig
 from asynctasq.drivers.protocol import CompletedTask, Outgoing, WorkerInfo
 from asynctasq.drivers.rabbitmq import RabbitMQDriver
 from asynctasq.errors import DriverError
-from tests.integration.rabbitmq_admin import delete_topology
+from tests.integration.drivers.rabbitmq_world import RabbitMQWorld, ready_count
 
 pytestmark = pytest.mark.anyio
-
-
-@attrs.define
-class World:
-    """A unique exchange, the queues a test made, and the drivers it opened on them."""
-
-    url: str
-    exchange: str = attrs.field(factory=lambda: f"t-{uuid.uuid4().hex[:16]}")
-    queues: list[str] = attrs.field(factory=list)
-    drivers: list[RabbitMQDriver] = attrs.field(factory=list)
-
-    def queue(self) -> str:
-        name = f"t-{uuid.uuid4().hex[:16]}"
-        self.queues.append(name)
-        return name
-
-    async def driver(self, **options: Any) -> RabbitMQDriver:
-        config = RabbitMQConfig(url=self.url, exchange_name=self.exchange)
-        driver = RabbitMQDriver(config, **options)
-        await driver.open()
-        self.drivers.append(driver)
-        return driver
-
-
-@pytest.fixture
-async def world(rabbitmq_url: str) -> AsyncIterator[World]:
-    made = World(rabbitmq_url)
-    yield made
-    for driver in made.drivers:
-        await driver.close()
-    await delete_topology(rabbitmq_url, made.exchange, made.queues)
-
-
-@pytest.fixture
-async def raw(rabbitmq_url: str) -> AsyncIterator[AbstractChannel]:
-    connection = await aio_pika.connect(rabbitmq_url)
-    try:
-        yield await connection.channel()
-    finally:
-        await connection.close()
-
-
-async def ready_count(raw: AbstractChannel, name: str) -> int:
-    declared = await raw.declare_queue(name, passive=True)
-    return int(declared.declaration_result.message_count or 0)
 
 
 def worker(worker_id: str) -> WorkerInfo:
@@ -83,7 +33,7 @@ def completed(queue: str, task_id: str) -> CompletedTask:
 
 
 async def test_reads_leave_their_queues_as_they_were_and_task_queues_untouched(
-    world: World, raw: AbstractChannel
+    world: RabbitMQWorld, raw: AbstractChannel
 ) -> None:
     driver = await world.driver()
     q = world.queue()
@@ -104,7 +54,7 @@ async def test_reads_leave_their_queues_as_they_were_and_task_queues_untouched(
     assert held.body == b"1"
 
 
-async def test_readers_in_several_processes_each_see_every_record(world: World) -> None:
+async def test_readers_in_several_processes_each_see_every_record(world: RabbitMQWorld) -> None:
     readers = [await world.driver() for _ in range(3)]
     q = world.queue()
     ids = [f"w-{i:02}" for i in range(20)]
@@ -125,7 +75,7 @@ async def test_readers_in_several_processes_each_see_every_record(world: World) 
 
 
 async def test_the_catalog_keeps_one_record_per_queue_and_forgets_deleted_queues(
-    world: World, raw: AbstractChannel
+    world: RabbitMQWorld, raw: AbstractChannel
 ) -> None:
     first, second = await world.driver(), await world.driver()
     kept, emptied, deleted = world.queue(), world.queue(), world.queue()
@@ -141,7 +91,9 @@ async def test_the_catalog_keeps_one_record_per_queue_and_forgets_deleted_queues
     assert await ready_count(raw, f"{world.exchange}.queues") == 2  # kept and emptied, once each
 
 
-async def test_a_reader_that_died_does_not_keep_the_lock(world: World, rabbitmq_url: str) -> None:
+async def test_a_reader_that_died_does_not_keep_the_lock(
+    world: RabbitMQWorld, rabbitmq_url: str
+) -> None:
     driver = await world.driver(operation_timeout_seconds=0.5)
     await driver.record_heartbeat(worker("w-a"), ttl_seconds=60)
     other = await aio_pika.connect(rabbitmq_url)
@@ -154,7 +106,7 @@ async def test_a_reader_that_died_does_not_keep_the_lock(world: World, rabbitmq_
 
 
 async def test_a_completed_queue_declared_with_another_bound_keeps_its_own(
-    world: World, caplog: pytest.LogCaptureFixture
+    world: RabbitMQWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
     small, large = await world.driver(completed_limit=3), await world.driver(completed_limit=5)
     q = world.queue()
@@ -167,7 +119,7 @@ async def test_a_completed_queue_declared_with_another_bound_keeps_its_own(
 
 
 async def test_a_removed_worker_stays_removed_after_its_older_heartbeats_are_read(
-    world: World, raw: AbstractChannel
+    world: RabbitMQWorld, raw: AbstractChannel
 ) -> None:
     driver = await world.driver()
     for _ in range(3):

@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
-import aio_pika
 import anyio
-import attrs
 import pytest
-from aio_pika.abc import AbstractChannel
 
 from asynctasq.config.records import RabbitMQConfig
 from asynctasq.drivers import rabbitmq_quiet as quiet
 from asynctasq.drivers.protocol import DeadLetterEntry, Delivery, Outgoing, QueueSizes
 from asynctasq.drivers.rabbitmq import RabbitMQDriver
 from asynctasq.errors import DriverError
-from tests.integration.rabbitmq_admin import delete_topology
+from tests.integration.drivers.rabbitmq_world import RabbitMQWorld
 from tests.integration.tcp_proxy import Proxy
 
 pytestmark = pytest.mark.anyio
@@ -38,53 +33,18 @@ def proxy(rabbitmq_url: str) -> Iterator[Proxy]:
     running.stop()
 
 
-@attrs.define
-class Site:
-    """A unique exchange, the queues a test made, and the drivers it opened through the proxy."""
-
-    url: str
-    proxy: Proxy
-    exchange: str = attrs.field(factory=lambda: f"t-{uuid.uuid4().hex[:16]}")
-    queues: list[str] = attrs.field(factory=list)
-    drivers: list[RabbitMQDriver] = attrs.field(factory=list)
-
-    def queue(self) -> str:
-        name = f"t-{uuid.uuid4().hex[:16]}"
-        self.queues.append(name)
-        return name
-
-    def config(self, **settings: Any) -> RabbitMQConfig:
-        return RabbitMQConfig(url=self.proxy.url, exchange_name=self.exchange, **settings)
-
-    async def driver(self, timeout_seconds: float = 5.0, **settings: Any) -> RabbitMQDriver:
-        """Open a driver through the proxy (reconnecting every 0.2 s)."""
-        driver = RabbitMQDriver(
-            self.config(**settings),
-            reconnect_seconds=0.2,
-            operation_timeout_seconds=timeout_seconds,
-        )
-        await driver.open()
-        self.drivers.append(driver)
-        return driver
-
-
 @pytest.fixture
-async def site(rabbitmq_url: str, proxy: Proxy) -> AsyncIterator[Site]:
-    made = Site(rabbitmq_url, proxy)
+async def site(rabbitmq_url: str, proxy: Proxy) -> AsyncIterator[RabbitMQWorld]:
+    """Yield a world whose drivers connect through ``proxy``, reconnecting every 0.2 s and
+    waiting at most 5 s for the broker's answers (the proxy is stopped before they close)."""
+    made = RabbitMQWorld(
+        rabbitmq_url,
+        connect_url=proxy.url,
+        defaults={"reconnect_seconds": 0.2, "operation_timeout_seconds": 5.0},
+    )
     yield made
     proxy.stop()
-    for driver in made.drivers:
-        await driver.close()
-    await delete_topology(rabbitmq_url, made.exchange, made.queues)
-
-
-@pytest.fixture
-async def raw(rabbitmq_url: str) -> AsyncIterator[AbstractChannel]:
-    connection = await aio_pika.connect(rabbitmq_url)
-    try:
-        yield await connection.channel()
-    finally:
-        await connection.close()
+    await made.close()
 
 
 async def until(check: Callable[[], bool], seconds: float, what: str) -> None:
@@ -105,11 +65,12 @@ async def others() -> set[asyncio.Task[object]]:
 
 
 async def test_an_open_that_times_out_against_a_blackholed_broker_leaves_nothing_running(
-    site: Site,
+    site: RabbitMQWorld,
+    proxy: Proxy,
 ) -> None:
     # F1: the process must be able to exit after the error (no reconnect task left).
     before = await others()
-    site.proxy.blackhole()
+    proxy.blackhole()
     driver = RabbitMQDriver(site.config(), operation_timeout_seconds=1.0)
     with pytest.raises(DriverError, match="rabbitmq open failed"):
         await driver.open()
@@ -117,10 +78,11 @@ async def test_an_open_that_times_out_against_a_blackholed_broker_leaves_nothing
 
 
 async def test_an_open_refused_by_a_stopped_broker_leaves_nothing_running(
-    site: Site,
+    site: RabbitMQWorld,
+    proxy: Proxy,
 ) -> None:
     before = await others()
-    site.proxy.refuse()
+    proxy.refuse()
     driver = RabbitMQDriver(site.config(), operation_timeout_seconds=1.0)
     with pytest.raises(DriverError, match="rabbitmq open failed"):
         await driver.open()
@@ -128,7 +90,7 @@ async def test_an_open_refused_by_a_stopped_broker_leaves_nothing_running(
 
 
 async def test_a_dead_letter_of_a_delivery_lost_with_the_connection_is_stored_for_its_copy(
-    site: Site, caplog: pytest.LogCaptureFixture
+    site: RabbitMQWorld, proxy: Proxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     # F2: the last attempt fails while the connection is down. The dead letter cannot be
     # stored then; the copy the broker delivers once the connection is back is
@@ -137,11 +99,11 @@ async def test_a_dead_letter_of_a_delivery_lost_with_the_connection_is_stored_fo
     q = site.queue()
     await driver.enqueue(Outgoing(q, b"doomed", task_id="t1"))
     [delivery] = await driver.dequeue([q], limit=1, wait_seconds=5.0)
-    site.proxy.refuse()
+    proxy.refuse()
     await until(lambda: not driver._link.connected, 10, "the driver sees the connection down")
     entry = DeadLetterEntry(q, b"doomed", "t1", "mod:fn", "ValueError", "bad input", 3, 1.5)
     await driver.dead_letter(delivery, entry)
-    site.proxy.start()
+    proxy.start()
     with anyio.fail_after(30):
         while not (dead := await driver.dead_letters(q)):
             assert await driver.dequeue([q], limit=1, wait_seconds=0.2) == []
@@ -153,16 +115,17 @@ async def test_a_dead_letter_of_a_delivery_lost_with_the_connection_is_stored_fo
 
 
 async def test_a_retry_of_a_delivery_lost_with_the_connection_is_stored_for_its_copy(
-    site: Site,
+    site: RabbitMQWorld,
+    proxy: Proxy,
 ) -> None:
     driver = await site.driver()
     q = site.queue()
     await driver.enqueue(Outgoing(q, b"attempt 1"))
     [delivery] = await driver.dequeue([q], limit=1, wait_seconds=5.0)
-    site.proxy.refuse()
+    proxy.refuse()
     await until(lambda: not driver._link.connected, 10, "the driver sees the connection down")
     await driver.retry(delivery, Outgoing(q, b"attempt 2", delay_seconds=0.5))
-    site.proxy.start()
+    proxy.start()
     with anyio.fail_after(30):
         while not (got := await driver.dequeue([q], limit=5, wait_seconds=0.2)):
             await driver.maintain([q])
@@ -172,16 +135,16 @@ async def test_a_retry_of_a_delivery_lost_with_the_connection_is_stored_for_its_
 
 
 async def test_stopping_while_the_broker_is_blackholed_is_bounded_and_loses_nothing(
-    site: Site, rabbitmq_url: str, caplog: pytest.LogCaptureFixture
+    site: RabbitMQWorld, proxy: Proxy, rabbitmq_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # F4: release, remove_worker and close each wait a few seconds, not the 30 s operation
     # timeout (a container's stop timeout would kill the worker first).
-    driver = await site.driver(timeout_seconds=30.0, prefetch_count=5)
+    driver = await site.driver(operation_timeout_seconds=30.0, prefetch_count=5)
     q = site.queue()
     await driver.enqueue_many([Outgoing(q, b"%d" % i) for i in range(3)])
     held = await driver.dequeue([q], limit=1, wait_seconds=5.0)
     await until(lambda: driver._consumers.buffered(q) == 2, 10, "two more prefetched")
-    site.proxy.blackhole()
+    proxy.blackhole()
     with anyio.fail_after(20), caplog.at_level(logging.WARNING, "asynctasq.drivers.rabbitmq"):
         with pytest.raises(DriverError, match="release failed: no answer from the broker"):
             await driver.release(held)
@@ -189,7 +152,7 @@ async def test_stopping_while_the_broker_is_blackholed_is_bounded_and_loses_noth
             await driver.remove_worker("w1")
         await driver.close()
     assert "not giving 2 prefetched messages back (the broker did not answer)" in caplog.text
-    site.proxy.stop()  # the broker sees the connection closed and requeues all three
+    proxy.stop()  # the broker sees the connection closed and requeues all three
     config = RabbitMQConfig(url=rabbitmq_url, exchange_name=site.exchange, prefetch_count=5)
     successor = RabbitMQDriver(config)
     await successor.open()
@@ -203,7 +166,7 @@ async def test_stopping_while_the_broker_is_blackholed_is_bounded_and_loses_noth
 
 
 async def test_messages_held_by_a_lost_worker_come_back_counted_with_a_true_warning(
-    site: Site, rabbitmq_url: str, caplog: pytest.LogCaptureFixture
+    site: RabbitMQWorld, proxy: Proxy, rabbitmq_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # F3: RabbitMQ marks a running and a merely prefetched message alike `redelivered`;
     # both are counted, and the warning says the task may not have started.
@@ -212,7 +175,7 @@ async def test_messages_held_by_a_lost_worker_come_back_counted_with_a_true_warn
     await lost.enqueue_many([Outgoing(q, b"%d" % i, task_id=f"t{i}") for i in range(2)])
     await lost.dequeue([q], limit=1, wait_seconds=5.0)
     await until(lambda: lost._consumers.buffered(q) == 1, 10, "the second one prefetched")
-    site.proxy.refuse()  # as if its process died: it never comes back
+    proxy.refuse()  # as if its process died: it never comes back
     config = RabbitMQConfig(url=rabbitmq_url, exchange_name=site.exchange, prefetch_count=5)
     successor = RabbitMQDriver(config)
     await successor.open()
@@ -233,13 +196,14 @@ async def test_messages_held_by_a_lost_worker_come_back_counted_with_a_true_warn
 
 
 async def test_a_dispatch_to_a_blackholed_broker_says_it_waited_for_publisher_confirms(
-    site: Site,
+    site: RabbitMQWorld,
+    proxy: Proxy,
 ) -> None:
     # F7: the error named nothing ("TimeoutError: TimeoutError()").
-    driver = await site.driver(timeout_seconds=1.0)
+    driver = await site.driver(operation_timeout_seconds=1.0)
     q = site.queue()
     await driver.enqueue(Outgoing(q, b"before"))
-    site.proxy.blackhole()
+    proxy.blackhole()
     with pytest.raises(DriverError) as caught:
         await driver.enqueue(Outgoing(q, b"during"))
     assert str(caught.value) == (
@@ -248,12 +212,13 @@ async def test_a_dispatch_to_a_blackholed_broker_says_it_waited_for_publisher_co
 
 
 async def test_a_dispatch_while_the_connection_is_down_says_it_waited_for_the_connection(
-    site: Site,
+    site: RabbitMQWorld,
+    proxy: Proxy,
 ) -> None:
-    driver = await site.driver(timeout_seconds=1.0)
+    driver = await site.driver(operation_timeout_seconds=1.0)
     q = site.queue()
     await driver.enqueue(Outgoing(q, b"before"))
-    site.proxy.refuse()
+    proxy.refuse()
     await until(lambda: not driver._link.connected, 10, "the driver sees the connection down")
     with pytest.raises(DriverError) as caught:
         await driver.enqueue(Outgoing(q, b"during"))
@@ -269,17 +234,17 @@ def dropped(text: str) -> int:
 
 
 async def test_an_outage_logs_each_kind_of_library_line_once_and_says_lost_and_back(
-    site: Site, caplog: pytest.LogCaptureFixture
+    site: RabbitMQWorld, proxy: Proxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     # F7: aio-pika and aiormq logged an ERROR, a WARNING and an INFO per reconnection
     # attempt (every 0.2 s here), with tracebacks when the connection dropped.
     driver = await site.driver()
     quiet.QUIET.reset()  # other tests' outages were seen by the same filter
     caplog.set_level(logging.INFO)
-    site.proxy.refuse()
+    proxy.refuse()
     await until(lambda: not driver._link.connected, 10, "the driver sees the connection down")
     await until(lambda: dropped("error when creating transport") >= 3, 10, "3 more attempts")
-    site.proxy.start()
+    proxy.start()
     await until(lambda: "rabbitmq connection back after" in caplog.text, 20, "reconnected")
     library = [r for r in caplog.records if r.name.startswith(("aio_pika", "aiormq"))]
     kinds = Counter((r.name, r.msg) for r in library)
