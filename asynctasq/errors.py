@@ -12,6 +12,7 @@ The tree::
      ├── TaskCancelledError   a running task was cancelled because its worker stopped
      ├── WorkerLostError      a task's last attempt ended with its worker (lease expired)
      ├── ProcessPoolUnavailableError  a process-pool task reached a worker without a pool
+     │    └── PoolProcessRefusedError  a pool process was asked to start a worker or a pool
      ├── PoolProcessDiedError a pool process died while running a task (crash, signal, OOM)
      └── ModelNotFoundError   a model passed to a task no longer exists when the worker loads it
 
@@ -118,6 +119,14 @@ class WorkerLostError(AsyncTasQError):
 
 class ProcessPoolUnavailableError(AsyncTasQError):
     """Process-pool tasks (process=True, AsyncProcessTask, SyncProcessTask) cannot run here."""
+
+
+class PoolProcessRefusedError(ProcessPoolUnavailableError):
+    """A pool process was asked to start a worker or pool processes (an unguarded script).
+
+    Whoever sees it cannot fix it by trying again: the task modules must be changed
+    (:mod:`asynctasq.tasks.infrastructure.guard` explains the case).
+    """
 
 
 class PoolProcessDiedError(AsyncTasQError):

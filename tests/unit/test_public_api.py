@@ -58,6 +58,11 @@ PUBLIC_NAMES = {
     "ModelNotFoundError",
     "SerializationError",
     "TaskNotFoundError",
+    "TaskCancelledError",
+    "WorkerLostError",
+    "ProcessPoolUnavailableError",
+    "PoolProcessRefusedError",
+    "PoolProcessDiedError",
     "TaskTimeoutError",
 }
 
@@ -86,3 +91,15 @@ def test_nothing_public_leaks_beyond_all() -> None:
 
 def test_config_get_is_a_classmethod_of_config() -> None:
     assert asynctasq.Config.get().driver == "redis"
+
+
+def test_every_error_asynctasq_raises_on_purpose_is_importable_from_the_package() -> None:
+    from asynctasq import errors
+
+    raised = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.AsyncTasQError)
+    }
+    assert "PoolProcessRefusedError" in raised
+    assert raised <= set(asynctasq.__all__)

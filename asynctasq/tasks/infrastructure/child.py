@@ -52,7 +52,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from asynctasq import context
-from asynctasq.errors import SerializationError, TaskNotFoundError
+from asynctasq.errors import PoolProcessRefusedError, SerializationError, TaskNotFoundError
 from asynctasq.handle import Handle
 from asynctasq.tasks.current import set_running
 from asynctasq.tasks.definition import ASYNC_MODES
@@ -68,7 +68,7 @@ from asynctasq.tasks.infrastructure.frames import (
     decode_frame,
     encode_frame,
 )
-from asynctasq.tasks.infrastructure.guard import PoolProcessRefusedError, mark_pool_process
+from asynctasq.tasks.infrastructure.guard import mark_pool_process
 from asynctasq.tasks.registry import Registry, build_registry
 
 logger = logging.getLogger("asynctasq.pool")

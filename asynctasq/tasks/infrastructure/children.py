@@ -32,7 +32,7 @@ import sys
 import time
 from multiprocessing.connection import Connection
 
-from asynctasq.errors import ProcessPoolUnavailableError
+from asynctasq.errors import PoolProcessRefusedError, ProcessPoolUnavailableError
 from asynctasq.tasks.infrastructure.child import COMMAND
 from asynctasq.tasks.infrastructure.frames import (
     ChildSpec,
@@ -43,7 +43,6 @@ from asynctasq.tasks.infrastructure.frames import (
     decode_frame,
     encode_frame,
 )
-from asynctasq.tasks.infrastructure.guard import PoolProcessRefusedError
 
 START_TIMEOUT_SECONDS = 60.0
 """How long a new pool process may take to start and import the task modules."""

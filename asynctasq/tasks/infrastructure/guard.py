@@ -22,17 +22,10 @@ from __future__ import annotations
 
 import os
 
-from asynctasq.errors import ProcessPoolUnavailableError
+from asynctasq.errors import PoolProcessRefusedError
 
 POOL_PROCESS_VARIABLE = "_ASYNCTASQ_POOL_PROCESS"
 """Set by a pool process to its own pid when it starts."""
-
-
-class PoolProcessRefusedError(ProcessPoolUnavailableError):
-    """A pool process was asked to start a worker or pool processes (an unguarded script).
-
-    Whoever sees it cannot fix it by trying again: the task modules must be changed.
-    """
 
 
 def mark_pool_process() -> None:

@@ -30,7 +30,12 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from asynctasq.errors import PoolProcessDiedError, ProcessPoolUnavailableError, SerializationError
+from asynctasq.errors import (
+    PoolProcessDiedError,
+    PoolProcessRefusedError,
+    ProcessPoolUnavailableError,
+    SerializationError,
+)
 from asynctasq.tasks.infrastructure.children import PoolProcess, ProcessGone, describe_exit
 from asynctasq.tasks.infrastructure.frames import (
     ChildSpec,
@@ -40,7 +45,7 @@ from asynctasq.tasks.infrastructure.frames import (
     Run,
     encode_frame,
 )
-from asynctasq.tasks.infrastructure.guard import PoolProcessRefusedError, refuse_in_pool_process
+from asynctasq.tasks.infrastructure.guard import refuse_in_pool_process
 
 logger = logging.getLogger("asynctasq.pool")
 
