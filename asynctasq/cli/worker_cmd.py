@@ -39,6 +39,7 @@ from asynctasq.handle import Handle
 from asynctasq.runner import run as run_coroutine
 from asynctasq.tasks.registry import Registry, build_registry
 from asynctasq.worker.run import run_worker
+from asynctasq.worker.shutdown import timed_stop_step
 from asynctasq.worker.state import WorkerStats
 
 NAME = "worker"
@@ -220,7 +221,7 @@ def run_until_stopped(
     """Run the worker on a new event loop (uvloop when installed); close the handle after."""
 
     async def serve() -> WorkerStats:
-        async with handle:
+        try:
             return await run_worker(
                 handle,
                 tasks=registry,
@@ -229,5 +230,8 @@ def run_until_stopped(
                 max_tasks=max_tasks,
                 shutdown_grace_seconds=grace,
             )
+        finally:
+            with timed_stop_step("closing the broker connections"):
+                await handle.aclose()
 
     return run_coroutine(serve())

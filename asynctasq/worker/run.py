@@ -67,7 +67,7 @@ from asynctasq.worker.lease_thread import LeaseThread
 from asynctasq.worker.maintain import run_maintenance
 from asynctasq.worker.pool import WorkerPool, close_worker_pool, open_worker_pool
 from asynctasq.worker.settle import flush_acks, run_ack_flusher
-from asynctasq.worker.shutdown import Shutdown, signal_handlers
+from asynctasq.worker.shutdown import Shutdown, signal_handlers, timed_stop_step
 from asynctasq.worker.slot import run_slot
 from asynctasq.worker.stall import StallWatch
 from asynctasq.worker.startup import check_pool_size, check_queue_names, worker_registry
@@ -192,11 +192,15 @@ async def run_worker(
                 await announce_online(state, handle.config.events.heartbeat_interval)
                 await _run(state, handle, renew_on_loop=renewer is None)
     finally:
-        await announce_offline(state)
-        await close_worker_pool(state.process_pool)
-        await models.aclose()  # disposes sqlalchemy_engine, closes Tortoise if opened here
+        with timed_stop_step("leaving the worker registry"):
+            await announce_offline(state)
+        with timed_stop_step("closing the process pool"):
+            await close_worker_pool(state.process_pool)
+        with timed_stop_step("closing the ORM connections"):
+            await models.aclose()  # disposes sqlalchemy_engine, closes Tortoise if opened here
         if renewer is not None:
-            await renewer.stop()
+            with timed_stop_step("stopping the lease renewal thread"):
+                await renewer.stop()
     stats = state.stats()
     logger.info(
         "worker %s stopped: %d succeeded, %d retried, %d dead-lettered, %d released",
@@ -251,7 +255,8 @@ async def _run(state: WorkerState, handle: Handle, *, renew_on_loop: bool) -> No
     finally:
         for task in [fetcher, *slots]:
             task.cancel()
-        await _final_acks(state, acker)
+        with timed_stop_step("the final acks"):
+            await _final_acks(state, acker)
         for task in background:
             task.cancel()
         await asyncio.gather(*background, fetcher, *slots, return_exceptions=True)
@@ -300,8 +305,9 @@ async def _drain(
     began = time.monotonic()
     state.wake_slots(-1)
     unstarted = await _stop_pool_waiting(state, aborted)
-    await _stop_fetcher(state, fetcher)
-    await release_jobs(state, unstarted, "waiting for a pool process at the stop request")
+    with timed_stop_step("ending the fetch loop and releasing its buffer"):
+        await _stop_fetcher(state, fetcher)
+        await release_jobs(state, unstarted, "waiting for a pool process at the stop request")
     running = [slot for slot in slots if not slot.done()]
     if running:
         grace = max(0.0, state.settings.shutdown_grace_seconds - (time.monotonic() - began))
@@ -319,7 +325,8 @@ async def _drain(
     if unfinished:
         await asyncio.wait(unfinished)
     tasks_cancelled(state, aborted, "cancelled at shutdown")
-    await settle_cancelled(state, aborted)
+    with timed_stop_step("giving back the tasks cancelled at shutdown"):
+        await settle_cancelled(state, aborted)
 
 
 async def _stop_pool_waiting(state: WorkerState, aborted: list[Job]) -> list[Job]:

@@ -17,11 +17,32 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 
 logger = logging.getLogger("asynctasq.worker")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+SLOW_STOP_STEP_SECONDS = 2.0
+"""A step of stopping (ending the fetch, the final acks, leaving the registry, closing the
+broker connections) that takes this long or longer is logged as a warning with its time."""
+
+
+@contextlib.contextmanager
+def timed_stop_step(step: str) -> Iterator[None]:
+    """Log a warning naming ``step`` and its seconds if it took :data:`SLOW_STOP_STEP_SECONDS`.
+
+    A worker normally stops within about a second after its running tasks end; when a
+    stop is slow (a slow or unreachable broker), the log then says which step held it.
+    """
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        took = time.monotonic() - began
+        if took >= SLOW_STOP_STEP_SECONDS:
+            logger.warning("stopping took %.1f s in: %s", took, step)
 
 
 class Shutdown:

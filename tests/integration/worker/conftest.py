@@ -47,11 +47,17 @@ class Worker:
         self.process.send_signal(number)
 
     def wait(self, seconds: float) -> int:
-        """Return the exit code within ``seconds``; else fail showing the worker's log tail."""
+        """Return the exit code within ``seconds``; else fail showing the worker's log tail.
+
+        A worker still running is sent SIGUSR1 first: a worker importing ``tasks_mod``
+        then writes its thread and asyncio task stacks to the log, shown in the failure.
+        """
         try:
             return self.process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            tail = "\n".join(self.output().splitlines()[-40:])
+            self.process.send_signal(signal.SIGUSR1)  # tasks_mod dumps its stacks to the log
+            time.sleep(1.0)
+            tail = "\n".join(self.output().splitlines()[-150:])
             raise AssertionError(
                 f"worker {self.pid} still running after {seconds} s; its log ends:\n{tail}"
             ) from None

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import faulthandler
 import json
 import os
+import signal
+import sys
 import time
+from types import FrameType
 from typing import Any
 
 import redis
@@ -22,6 +26,39 @@ LEDGER_URL = os.environ.get("LEDGER_URL", "redis://127.0.0.1:6379/14")
 
 _ledger = redis.Redis.from_url(LEDGER_URL)
 atexit.register(_ledger.close)
+
+
+def _dump_stacks(signum: int, frame: FrameType | None) -> None:
+    """On SIGUSR1, write every thread's stack and every asyncio task's stack to stderr.
+
+    ``Worker.wait`` sends it to a worker that outlives its deadline, so the failure shows
+    where the worker is stuck.
+    """
+    del signum, frame
+    print("=== SIGUSR1: thread stacks", file=sys.stderr, flush=True)
+    faulthandler.dump_traceback(all_threads=True)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    print("=== SIGUSR1: asyncio tasks", file=sys.stderr, flush=True)
+    for running in asyncio.all_tasks(loop):
+        print(f"task {running.get_name()}:", file=sys.stderr)
+        awaited: Any = running.get_coro()
+        while awaited is not None:  # the await chain, outermost first
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+            if frame is None:
+                print(f"    awaiting {awaited!r:.200}", file=sys.stderr)
+                break
+            print(
+                f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}",
+                file=sys.stderr,
+            )
+            awaited = getattr(awaited, "cr_await", None)
+    sys.stderr.flush()
+
+
+signal.signal(signal.SIGUSR1, _dump_stacks)
 
 
 def _row(event: str, **fields: Any) -> str:

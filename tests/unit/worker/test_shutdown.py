@@ -274,3 +274,32 @@ async def test_a_task_whose_outcome_cannot_be_stored_at_shutdown_keeps_its_attem
     else:
         assert runs == [1, 2]  # the next run is attempt 2
     assert stats.dead_lettered == 1
+
+
+@pytest.mark.parametrize(("threshold", "named"), [(0.0, True), (3600.0, False)])
+async def test_a_slow_stop_step_is_logged_with_its_name(
+    handle: Handle,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    threshold: float,
+    named: bool,
+) -> None:
+    monkeypatch.setattr("asynctasq.worker.shutdown.SLOW_STOP_STEP_SECONDS", threshold)
+    shutdown = Shutdown()
+    ran = asyncio.Event()
+
+    @task(queue="q")
+    async def first() -> None:
+        ran.set()
+
+    await first().dispatch()
+    worker = asyncio.get_running_loop().create_task(work(handle, tasks=[first], shutdown=shutdown))
+    await ran.wait()  # the worker is in its run loop
+    shutdown.request()
+    with caplog.at_level("WARNING", logger="asynctasq.worker"):
+        await worker
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopping took")]
+    expected = ["the final acks", "leaving the worker registry", "closing the process pool"]
+    assert [any(step.endswith(f"in: {name}") for step in steps) for name in expected] == [
+        named
+    ] * len(expected)
