@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from asynctasq.config.fields import (
+    MIN_INTERVAL_SECONDS,
     Rule,
     at_least,
     between,
     file_path,
+    interval_seconds,
     non_empty,
-    positive,
     record,
     setting,
     sql_name,
@@ -81,9 +82,12 @@ class RedisConfig:
     )
     delayed_task_interval: float = setting(
         default=1.0,
-        help="Seconds between checks that promote due delayed tasks and recover expired leases.",
+        help=(
+            "Seconds between checks that promote due delayed tasks and recover expired "
+            f"leases (at least {MIN_INTERVAL_SECONDS})."
+        ),
         context="worker",
-        rules=(positive(),),
+        rules=(interval_seconds(),),
     )
 
 
@@ -266,9 +270,12 @@ class RabbitMQConfig:
     )
     delayed_task_interval: float = setting(
         default=1.0,
-        help="Seconds between checks that release due delayed tasks.",
+        help=(
+            f"Seconds between checks that release due delayed tasks (at least "
+            f"{MIN_INTERVAL_SECONDS})."
+        ),
         context="worker",
-        rules=(positive(),),
+        rules=(interval_seconds(),),
     )
 
 
@@ -294,9 +301,12 @@ class EventsConfig:
     enable_all: bool = setting(default=False, help="Enable every optional event emitter.")
     heartbeat_interval: float = setting(
         default=10.0,
-        help="Seconds between a worker's heartbeats (worker_heartbeat events, live-worker list).",
+        help=(
+            "Seconds between a worker's heartbeats (worker_heartbeat events, live-worker "
+            f"list; at least {MIN_INTERVAL_SECONDS})."
+        ),
         context="worker",
-        rules=(positive(),),
+        rules=(interval_seconds(),),
     )
 
 

@@ -150,7 +150,7 @@ async def test_heartbeat_failed_and_cancelled_events_reach_the_subscriber(
     redis_url: str, names: tuple[str, str], subscriber: Subscriber
 ) -> None:
     channel, queue = names
-    settings = config(redis_url, channel, heartbeat_interval=0.05)
+    settings = config(redis_url, channel, heartbeat_interval=0.1)
     async with init(settings, env_file=None) as handle:
         failing = await doomed().on_queue(queue).dispatch()
         stuck = await endless().on_queue(queue).dispatch()

@@ -90,7 +90,7 @@ async def test_a_running_worker_is_listed_with_its_heartbeat_and_gone_after(
             if isinstance(event, WorkerEvent) and event.event_type is EventType.WORKER_ONLINE:
                 online.set()
 
-    config = settings(redis_url, events={"heartbeat_interval": 0.05})
+    config = settings(redis_url, events={"heartbeat_interval": 0.1})
     async with init(config, event_emitters=[Watch()], env_file=None) as handle:
         shutdown = Shutdown()
         worker = asyncio.ensure_future(

@@ -27,6 +27,10 @@ def nested(path: str, value: Any) -> dict[str, Any]:
     return {group: {name: value}} if name else {group: value}
 
 
+INTERVAL_RULE = (
+    "must be at least 0.1 seconds (a shorter period keeps the worker busy with this loop alone)"
+)
+
 TABLE_RULE = (
     "must be a table name: letters, digits and underscores, optionally schema.name, "
     "at most 48 characters each"
@@ -38,7 +42,8 @@ RULES = [
     ("redis.db", -1, "must be between 0 and 15"),
     ("redis.max_connections", 0, "must be at least 1"),
     ("redis.warmup_connections", -1, "must be at least 0"),
-    ("redis.delayed_task_interval", 0.0, "must be greater than 0"),
+    ("redis.delayed_task_interval", 0.0, INTERVAL_RULE),
+    ("redis.delayed_task_interval", 1e-6, INTERVAL_RULE),
     ("redis.url", "", "must not be empty"),
     ("redis.url", "http://localhost:6379", "must start with one of redis://, rediss://, unix://"),
     ("postgres.dsn", "mysql://u@h/db", "must start with one of postgresql://, postgres://"),
@@ -65,7 +70,10 @@ RULES = [
     ),
     ("rabbitmq.prefetch_count", 0, "must be between 1 and 65535"),
     ("rabbitmq.prefetch_count", 65_536, "must be between 1 and 65535"),
-    ("rabbitmq.delayed_task_interval", -1.0, "must be greater than 0"),
+    ("rabbitmq.delayed_task_interval", -1.0, INTERVAL_RULE),
+    ("rabbitmq.delayed_task_interval", 0.05, INTERVAL_RULE),
+    ("events.heartbeat_interval", 1e-9, INTERVAL_RULE),
+    ("events.heartbeat_interval", 0.0, INTERVAL_RULE),
     ("sqs.endpoint_url", "ftp://h", "must start with one of http://, https://"),
     ("events.redis_url", "amqp://h", "must start with one of redis://, rediss://, unix://"),
     ("events.channel", "", "must not be empty"),
@@ -326,8 +334,28 @@ def test_a_number_breaking_a_rule_is_shown_as_written(text: str, shown: str) -> 
     (problem,) = problems_of(env={"ASYNCTASQ_REDIS_DELAYED_TASK_INTERVAL": text})
     assert problem.render() == (
         f"redis.delayed_task_interval = {shown!r} (from environment variable "
-        "ASYNCTASQ_REDIS_DELAYED_TASK_INTERVAL): must be greater than 0"
+        f"ASYNCTASQ_REDIS_DELAYED_TASK_INTERVAL): {INTERVAL_RULE}"
     )
+
+
+@pytest.mark.parametrize("text", ["1e-6", "1e-9", "0.099"])
+def test_a_heartbeat_interval_too_short_to_be_a_period_is_refused(text: str) -> None:
+    # 1e-6 was accepted and kept a worker at ~90 % CPU, never listed as live
+    (problem,) = problems_of(env={"ASYNCTASQ_EVENTS_HEARTBEAT_INTERVAL": text})
+    assert problem.render() == (
+        f"events.heartbeat_interval = {text!r} (from environment variable "
+        f"ASYNCTASQ_EVENTS_HEARTBEAT_INTERVAL): {INTERVAL_RULE}"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["events.heartbeat_interval", "redis.delayed_task_interval", "rabbitmq.delayed_task_interval"],
+)
+def test_an_interval_of_a_tenth_of_a_second_is_accepted(path: str) -> None:
+    group, _, name = path.partition(".")
+    config = resolve(nested(path, 0.1), environ={}).config
+    assert getattr(getattr(config, group), name) == 0.1
 
 
 def test_a_code_number_breaking_a_rule_is_shown_as_given() -> None:

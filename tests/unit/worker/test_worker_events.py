@@ -246,7 +246,7 @@ async def test_no_event_is_built_while_only_the_silent_logging_emitter_listens(
 async def test_heartbeats_register_the_worker_while_it_runs(
     collector: Collector,
 ) -> None:
-    config = {"driver": "memory", "events": {"heartbeat_interval": 0.01}}
+    config = {"driver": "memory", "events": {"heartbeat_interval": 0.1}}
     async with init(config, event_emitters=[collector], env_file=None) as handle:
         driver = await handle.driver()
         assert isinstance(driver, MemoryDriver)
