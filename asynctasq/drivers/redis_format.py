@@ -47,6 +47,34 @@ SUFFIXES = (":processing", ":delayed", ":dead", ":completed")
 """Key suffixes after ``queue:{name}`` (the ready list has none)."""
 
 
+_SUFFIX_CONTENTS = {
+    ":processing": "in-flight tasks",
+    ":delayed": "delayed tasks",
+    ":dead": "dead letters",
+    ":completed": "completed tasks",
+}
+"""What the driver keeps under each of :data:`SUFFIXES`, for the refusal message."""
+
+
+def queue_name_problem(queue: str) -> str | None:
+    """Return why ``queue`` cannot be a Redis task queue, or ``None`` when it can.
+
+    A name ending in one of :data:`SUFFIXES` is refused: its ready list ``queue:{name}``
+    would be another queue's key (``a:dead`` is queue ``a``'s dead-letter list, so
+    dispatching there stored tasks among ``a``'s dead letters, and a worker serving it
+    consumed them; ``a:processing`` is a sorted set, and pushing onto it failed with
+    ``WRONGTYPE``). With those refused, no two queue names share a key.
+    """
+    for suffix, contents in _SUFFIX_CONTENTS.items():
+        if queue.endswith(suffix):
+            return (
+                f"names ending in {suffix!r} are taken: the Redis driver keeps each queue's "
+                f"{contents} under 'queue:<name>{suffix}', so this name's list would be "
+                f"queue {queue[: -len(suffix)]!r}'s {contents}"
+            )
+    return None
+
+
 def ready_key(queue: str) -> str:
     """Return the ready list key of ``queue``."""
     return f"queue:{queue}"

@@ -7,7 +7,8 @@ element ids and the error translation); none of it is on a task's hot path but
 
 * Dead letters: ``queue:{name}:dead``, requeued atomically per entry (``LREM`` + ``LPUSH``
   in one script), with the body optionally rewritten by the caller first.
-* Queue names: a ``SCAN`` over ``queue:*`` (cost grows with the database's key count; the
+* Queue names: names ending in a key suffix are refused (:meth:`RedisInspection.check_queues`);
+  the catalog is a ``SCAN`` over ``queue:*`` (cost grows with the database's key count; the
   CLI calls it once per ``asynctasq stats`` without ``--queues``).
 * Workers: the hash ``asynctasq:workers``, stamped with the server's clock, so machines with
   skewed clocks agree on who is live.
@@ -27,7 +28,7 @@ from asynctasq.drivers import redis_format as form
 from asynctasq.drivers import redis_scripts as lua
 from asynctasq.drivers.dead_entry_format import unpack_dead_entry
 from asynctasq.drivers.protocol import CompletedTask, DeadLetterEntry, WorkerInfo
-from asynctasq.errors import DriverError
+from asynctasq.errors import ConfigError, DriverError
 
 logger = logging.getLogger("asynctasq.drivers.redis")
 
@@ -137,6 +138,22 @@ class RedisInspection:
         except _FAILURES as exc:
             raise self._error("purge_dead", exc) from exc
         return purged
+
+    def check_queues(self, queues: Sequence[str]) -> None:
+        """Refuse queue names this driver cannot use (checked at worker start and dispatch).
+
+        Raises:
+            ConfigError: a name ends in ``:processing``, ``:delayed``, ``:dead`` or
+                ``:completed`` (:func:`~asynctasq.drivers.redis_format.queue_name_problem`).
+
+        """
+        problems = [
+            f"{queue!r}: {problem}"
+            for queue in queues
+            if (problem := form.queue_name_problem(queue)) is not None
+        ]
+        if problems:
+            raise ConfigError("queue names the Redis driver cannot use: " + "; ".join(problems))
 
     async def queue_names(self) -> list[str]:
         """Return the queues with any key (``SCAN`` over ``queue:*``), sorted.

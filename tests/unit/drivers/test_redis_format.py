@@ -27,3 +27,17 @@ def test_keys_follow_the_spec() -> None:
     assert form.processing_key("mail") == "queue:mail:processing"
     assert form.delayed_key("mail") == "queue:mail:delayed"
     assert form.dead_key("mail") == "queue:mail:dead"
+
+
+def test_a_queue_name_ending_in_a_key_suffix_is_refused_naming_the_queue_it_would_hit() -> None:
+    assert form.queue_name_problem("nu-a:dead") == (
+        "names ending in ':dead' are taken: the Redis driver keeps each queue's dead letters "
+        "under 'queue:<name>:dead', so this name's list would be queue 'nu-a''s dead letters"
+    )
+    for suffix in form.SUFFIXES:
+        assert form.queue_name_problem(f"a{suffix}") is not None
+
+
+def test_other_queue_names_are_accepted_colons_included() -> None:
+    for name in ("mail", "a:b", "dead", "a:dead:x", "a_dead", "processing"):
+        assert form.queue_name_problem(name) is None
