@@ -151,6 +151,35 @@ async def dispatch(pending: PendingDispatch) -> str:
     return message.task_id
 
 
+def check_pendings(pendings: Sequence[Any]) -> None:
+    """Raise ``TypeError`` naming the first item of ``pendings`` that is not a pending dispatch.
+
+    A ``@task`` function passed uncalled and a class task's instance are named as such,
+    with what to pass instead; anything else by its type and value.
+    """
+    from asynctasq.tasks.decorator import Task  # both import this module
+    from asynctasq.tasks.pending import PendingDispatch
+
+    for index, item in enumerate(pendings):
+        if isinstance(item, PendingDispatch):
+            continue
+        kind = type(item).__qualname__
+        if isinstance(item, Task):
+            raise TypeError(
+                f"dispatch_many item {index} is the task {item.name!r} itself, not a call of "
+                "it: pass the call, e.g. my_task(arguments), not my_task"
+            )
+        if callable(getattr(item, "pending", None)):
+            raise TypeError(
+                f"dispatch_many item {index} is a {kind} task instance, not a pending "
+                f"dispatch: pass {kind}(...).pending() (or a chained call such as .on_queue())"
+            )
+        raise TypeError(
+            f"dispatch_many item {index} is {kind} {item!r:.80}, not a pending dispatch: "
+            "pass what calling a task returns, e.g. send_email(to), or a chained call on it"
+        )
+
+
 async def dispatch_many(pendings: Sequence[PendingDispatch]) -> list[str]:
     """Enqueue every pending dispatch in one ``enqueue_many`` call per driver.
 
@@ -165,8 +194,11 @@ async def dispatch_many(pendings: Sequence[PendingDispatch]) -> list[str]:
         The task ids, in the order of ``pendings``.
 
     Raises:
+        TypeError: an item is not a pending dispatch (naming its index and type; nothing
+            is sent).
         The errors of :func:`dispatch`.
     """
+    check_pendings(pendings)
     handle = current_handle()
     messages: list[TaskMessage] = []
     batches: dict[str | None, list[Outgoing]] = {}

@@ -9,7 +9,7 @@ from asynctasq import context
 from asynctasq.drivers.protocol import Outgoing
 from asynctasq.errors import ConfigError, MessageTooLargeError, SerializationError
 from asynctasq.handle import Handle
-from asynctasq.tasks import dispatch_many, task
+from asynctasq.tasks import AsyncTask, dispatch_many, task
 from tests.unit.tasks.conftest import enqueued
 
 pytestmark = pytest.mark.anyio
@@ -86,6 +86,42 @@ async def test_dispatch_many_names_the_item_above_the_driver_limit(
     with pytest.raises(MessageTooLargeError, match=r"^dispatch_many item 2 .*200 bytes"):
         await dispatch_many([echo(1), echo(2), echo("x" * 500)])
     assert await enqueued(handle, "default") == []
+
+
+async def test_dispatch_many_of_something_else_is_a_type_error_naming_the_item(
+    handle: Handle,
+) -> None:
+    # was AttributeError: 'int' object has no attribute 'overrides'
+    with pytest.raises(TypeError) as caught:
+        await dispatch_many([1, 2])  # type: ignore[list-item]
+    assert str(caught.value) == (
+        "dispatch_many item 0 is int 1, not a pending dispatch: pass what calling a task "
+        "returns, e.g. send_email(to), or a chained call on it"
+    )
+    with pytest.raises(TypeError) as caught:
+        await dispatch_many([echo(1), echo])  # type: ignore[list-item]
+    assert str(caught.value) == (
+        f"dispatch_many item 1 is the task {echo.name!r} itself, not a call of it: pass the "
+        "call, e.g. my_task(arguments), not my_task"
+    )
+    assert await enqueued(handle, "default") == []
+
+
+async def test_dispatch_many_of_a_class_task_instance_says_how_to_pass_it(
+    handle: Handle,
+) -> None:
+    class Mail(AsyncTask):
+        async def execute(self) -> None: ...
+
+    with pytest.raises(TypeError) as caught:
+        await dispatch_many([echo(1), Mail()])  # type: ignore[list-item]
+    assert str(caught.value) == (
+        "dispatch_many item 1 is a test_dispatch_many_of_a_class_task_instance_says_how_to_"
+        "pass_it.<locals>.Mail task instance, not a pending dispatch: pass "
+        "test_dispatch_many_of_a_class_task_instance_says_how_to_pass_it.<locals>.Mail(...)"
+        ".pending() (or a chained call such as .on_queue())"
+    )
+    assert await dispatch_many([Mail().pending()]) != []
 
 
 async def test_dispatch_many_of_nothing_returns_nothing(handle: Handle) -> None:
