@@ -46,7 +46,7 @@ class TaskConfig(TypedDict, total=False):
 
     Keys: ``queue`` (str), ``max_attempts`` (int >= 1, executions including the first),
     ``retry_strategy`` ("fixed" | "exponential"), ``retry_delay`` (seconds >= 0),
-    ``timeout`` (seconds > 0), ``visibility_timeout`` (seconds > 0, default 3600),
+    ``timeout`` (seconds > 0), ``visibility_timeout`` (seconds >= 1, default 3600),
     ``driver`` (driver name), ``correlation_id`` (str).
     """
 

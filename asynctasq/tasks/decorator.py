@@ -165,7 +165,7 @@ def task(
         retry_strategy: ``"fixed"`` or ``"exponential"`` (default ``task_defaults``).
         retry_delay: base retry delay in seconds (default ``task_defaults``).
         timeout: per-execution limit in seconds (default none).
-        visibility_timeout: lease length in seconds (default 3600).
+        visibility_timeout: lease length in seconds, at least 1 (default 3600).
         driver: driver name to route this task to (default the handle's driver).
         process: run in the process pool (modes ``async_process``/``sync_process``).
 

@@ -28,6 +28,16 @@ from asynctasq.errors import ConfigError
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 3600.0
 """Lease length when nothing sets one. Source: seed "Visibility Timeout Warning"."""
 
+MIN_VISIBILITY_TIMEOUT_SECONDS = 1.0
+"""The shortest lease a task may ask for (``visibility_timeout``), seconds.
+
+Leases are renewed every third of their length, one broker round trip each, and a lease
+lapses after a pause in renewal longer than itself: under a second, a slow broker reply or
+a garbage-collection pause hands a running task to a second worker, and SQS cannot hold
+less than a second at all. docs/tasks.md says "leases under a second are not supported";
+this makes it so, where the value is set (decorator, class ``config``, chained call).
+"""
+
 OPTION_NAMES = (
     "queue",
     "max_attempts",
@@ -51,8 +61,8 @@ class TaskOptions:
         retry_strategy: ``"fixed"`` or ``"exponential"``.
         retry_delay: base delay before a retry, seconds (0 to ``MAX_DELAY_SECONDS``).
         timeout: longest one execution may run, seconds (> 0); ``None`` = no limit.
-        visibility_timeout: lease length while a worker holds the task, seconds (> 0, at
-            most ``MAX_DELAY_SECONDS``).
+        visibility_timeout: lease length while a worker holds the task, seconds
+            (``MIN_VISIBILITY_TIMEOUT_SECONDS`` to ``MAX_DELAY_SECONDS``).
         driver: the driver name to route this task to (``None`` = the handle's driver).
         correlation_id: tracing id carried in the message.
     """
@@ -149,6 +159,10 @@ def _delay(value: Any) -> bool:
     return _number(value) and 0 <= value <= MAX_DELAY_SECONDS
 
 
+def _lease(value: Any) -> bool:
+    return _delay(value) and value >= MIN_VISIBILITY_TIMEOUT_SECONDS
+
+
 _UP_TO = f"{MAX_DELAY_SECONDS} (365 days)"
 
 
@@ -164,8 +178,9 @@ _RULES: Final[Mapping[str, tuple[Any, str]]] = MappingProxyType(
         "delay": (_delay, f"must be a number of seconds from 0 to {_UP_TO}"),
         "timeout": (lambda v: _number(v) and v > 0, "must be a number of seconds > 0"),
         "visibility_timeout": (
-            lambda v: _delay(v) and v > 0,
-            f"must be a number of seconds > 0, at most {_UP_TO}",
+            _lease,
+            f"must be a number of seconds from {MIN_VISIBILITY_TIMEOUT_SECONDS:g} to {_UP_TO} "
+            "(leases under a second are not supported)",
         ),
         "driver": (lambda v: isinstance(v, str) and v != "", "must be a driver name"),
         "correlation_id": (lambda v: isinstance(v, str), "must be a string"),

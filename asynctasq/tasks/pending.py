@@ -82,7 +82,7 @@ class PendingDispatch:
         return self._with("timeout", "timeout", seconds)
 
     def visibility_timeout(self, seconds: float) -> PendingDispatch:
-        """Return a copy leased ``seconds`` (up to 365 days) per delivery, renewed as it runs."""
+        """Return a copy leased ``seconds`` (1 s to 365 days) per delivery, renewed as it runs."""
         return self._with("visibility_timeout", "visibility_timeout", seconds)
 
     def correlation_id(self, correlation_id: str) -> PendingDispatch:

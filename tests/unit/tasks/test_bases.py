@@ -131,6 +131,11 @@ def test_a_bad_class_config_is_a_config_error_naming_the_class() -> None:
         class Bad(AsyncTask):
             config: TaskConfig = {"max_attempts": 0}
 
+    with pytest.raises(ConfigError, match=r"^visibility_timeout=0\.5 in .*leases under a second"):
+
+        class Brief(AsyncTask):
+            config: TaskConfig = {"visibility_timeout": 0.5}
+
     with pytest.raises(ConfigError, match="unknown task option"):
 
         class Typo(AsyncTask):

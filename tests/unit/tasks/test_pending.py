@@ -63,6 +63,34 @@ def test_a_bad_chained_value_is_a_config_error_naming_the_method(
         getattr(plain(1), method)(value)
 
 
+LEASE_RULE = (
+    "must be a number of seconds from 1 to 31536000 (365 days) (leases under a second are "
+    "not supported)"
+)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 0.999, 1e-6])
+def test_a_lease_under_a_second_is_refused_where_it_is_chained(seconds: float) -> None:
+    # 0.5 was accepted though docs/tasks.md says leases under a second are not supported
+    with pytest.raises(ConfigError) as caught:
+        plain(1).visibility_timeout(seconds)
+    assert str(caught.value) == (
+        f"visibility_timeout={seconds!r} in .visibility_timeout() on task {plain.name!r}: "
+        f"{LEASE_RULE}"
+    )
+    assert plain(1).visibility_timeout(1).overrides.visibility_timeout == 1
+
+
+def test_a_lease_under_a_second_is_refused_in_the_decorator() -> None:
+    with pytest.raises(ConfigError) as caught:
+
+        @task(visibility_timeout=0.5)
+        async def quick() -> None: ...
+
+    assert str(caught.value).startswith("visibility_timeout=0.5 in @task(...) on ")
+    assert str(caught.value).endswith(LEASE_RULE)
+
+
 def test_a_delay_over_365_days_is_refused_with_the_bound() -> None:
     with pytest.raises(ConfigError) as caught:
         plain(1).delay(10**12)

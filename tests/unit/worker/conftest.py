@@ -11,6 +11,7 @@ import pytest
 from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.drivers.protocol import DeadLetterEntry, QueueSizes
 from asynctasq.handle import Handle, configured
+from asynctasq.tasks import options
 from asynctasq.tasks.registry import Registry, TaskSource
 from asynctasq.worker import WorkerStats, run_worker
 
@@ -21,6 +22,16 @@ DEFAULTS = {"queue": "q", "retry_delay": 0, "retry_strategy": "fixed", "max_atte
 async def handle() -> AsyncIterator[Handle]:
     async with configured(driver="memory", task_defaults=DEFAULTS) as opened:
         yield opened
+
+
+@pytest.fixture
+def short_leases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let tasks ask for leases down to 10 ms (users are held to 1 s).
+
+    Lease expiry and renewal then run in a fraction of a second on the memory driver
+    (which recovers expired leases every 0.05 s); the mechanics are the same at any scale.
+    """
+    monkeypatch.setattr(options, "MIN_VISIBILITY_TIMEOUT_SECONDS", 0.01)
 
 
 async def work(

@@ -118,6 +118,7 @@ async def test_tasks_finishing_during_a_slow_ack_are_not_counted_as_ack_failures
     assert "acks work again" not in caplog.text
 
 
+@pytest.mark.usefixtures("short_leases")
 async def test_an_ack_outage_longer_than_the_lease_still_acks_the_finished_task(
     handle: Handle, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -16,6 +16,7 @@ from tests.unit.worker.conftest import sizes, work
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.usefixtures("short_leases")
 async def test_a_long_async_task_is_never_handed_out_twice(handle: Handle) -> None:
     runs: list[int] = []
 
@@ -31,6 +32,7 @@ async def test_a_long_async_task_is_never_handed_out_twice(handle: Handle) -> No
     assert (await sizes(handle)).ready == 0
 
 
+@pytest.mark.usefixtures("short_leases")
 async def test_a_long_sync_task_is_never_handed_out_twice(handle: Handle) -> None:
     runs: list[int] = []
 

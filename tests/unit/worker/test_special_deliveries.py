@@ -125,6 +125,7 @@ async def lose_lease_once(handle: Handle) -> None:
     await driver.maintain(["q"])
 
 
+@pytest.mark.usefixtures("short_leases")
 async def test_a_crashed_attempt_counts_and_the_task_runs_again_as_the_next_attempt(
     handle: Handle,
 ) -> None:
@@ -143,6 +144,7 @@ async def test_a_crashed_attempt_counts_and_the_task_runs_again_as_the_next_atte
     assert (await sizes(handle)).ready == 0
 
 
+@pytest.mark.usefixtures("short_leases")
 async def test_a_crash_in_the_last_attempt_dead_letters_with_worker_lost(
     handle: Handle,
 ) -> None:
