@@ -22,12 +22,20 @@ Behaviour choices:
 * Connections: one ``BlockingConnectionPool`` of ``max_connections``; when every connection
   is busy a call waits up to ``pool_timeout_seconds`` (C35). Blocking waits use a separate
   pool, one connection per queue being waited on, so they never starve acks.
-* Reconnection: each command is retried on connection errors and timeouts with jittered
-  exponential backoff (``retries`` times, at most ``backoff_cap_seconds`` apart); after that
-  the call raises ``DriverError`` and the next call reconnects from scratch, so a Redis
-  restart never leaves the driver unusable. A retried command may have run already: an
-  enqueue may then be stored twice (at-least-once), a claim's first result is recovered
-  after its visibility timeout.
+* Reconnection: each command is retried on connection errors with jittered exponential
+  backoff (``retries`` times, at most ``backoff_cap_seconds`` apart); after that the call
+  raises ``DriverError`` and the next call reconnects from scratch, so a Redis restart never
+  leaves the driver unusable. A command whose reply timed out (redis-py's 5 s socket
+  timeout: a stalled server or network) is not retried, because it may have run: an enqueue
+  then raises ``DriverError`` saying the message may or may not have been stored, rather than
+  storing it twice behind the caller's back.
+* Claims are numbered per driver and the claim script keeps the last one's answer
+  (:func:`~asynctasq.drivers.redis_format.claim_key`): a claim repeated after its reply was
+  lost (by redis-py's retry or by the worker's next fetch) gets the same deliveries instead
+  of stranding them until their visibility timeout, and a late copy of an earlier claim
+  moves nothing. ``close`` gives back what a claim with a lost reply took.
+* ``close`` is bounded: a driver holding grabbed elements or a claim in doubt gives them
+  back only if Redis answers a PING within 1 s, each step within :data:`SHUTDOWN_SECONDS`.
 * ``max_message_bytes``: Redis' ``proto-max-bulk-len`` (512 MiB by default) minus room for
   the element header and dead-letter fields; pass a smaller value to bound messages.
 """
@@ -35,6 +43,7 @@ Behaviour choices:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -43,7 +52,9 @@ from urllib.parse import urlsplit
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from asynctasq.config.mask import scrub
 from asynctasq.config.records import Config, RedisConfig
@@ -65,6 +76,14 @@ Source: redis.conf, "proto-max-bulk-len 512mb"."""
 DEFAULT_MAX_MESSAGE_BYTES = REDIS_MAX_BULK_BYTES - 64 * 1024
 MIN_SERVER_VERSION = (6, 2)
 """``RPOP key count`` and ``BLMOVE`` need Redis 6.2. Source: Redis docs, "RPOP", "BLMOVE"."""
+
+SHUTDOWN_SECONDS = 5.0
+"""The longest each step of :meth:`RedisDriver.close` may take (giving back grabbed
+elements, settling a claim whose reply was lost). Past it the step is abandoned: what it
+would have returned comes back when its grab list's registration or its lease lapses."""
+
+CLOSE_PING_SECONDS = 1.0
+"""How long :meth:`RedisDriver.close` waits for a PING before taking Redis as unreachable."""
 
 _FAILURES = (RedisError, OSError)
 
@@ -124,8 +143,12 @@ class RedisDriver(RedisInspection):
             "db": config.db,
             "password": config.password,
             "client_name": client_name,
+            # only connection errors are retried: a command whose reply timed out may have
+            # run, and running an enqueue twice would store the task twice
             "retry": Retry(
-                ExponentialWithJitterBackoff(cap=backoff_cap_seconds, base=0.05), retries
+                ExponentialWithJitterBackoff(cap=backoff_cap_seconds, base=0.05),
+                retries,
+                supported_errors=(RedisConnectionError,),
             ),
         }
         self._pool = BlockingConnectionPool.from_url(
@@ -138,6 +161,9 @@ class RedisDriver(RedisInspection):
         self._watch_pool = ConnectionPool.from_url(config.url, socket_timeout=None, **common)
         self._ids = form.ElementIds()
         self._grabs = Grabs(Redis(connection_pool=self._watch_pool), self._client, self._ids)
+        self._claim_key = form.claim_key(self._ids.nonce())
+        self._claim_numbers = itertools.count(1)
+        self._claims_in_doubt: list[int] = []  # numbers of claims whose reply never came
         script = self._client.register_script
         self._enqueue_delayed = script(lua.ENQUEUE_DELAYED)
         self._claim = script(lua.CLAIM)
@@ -151,6 +177,8 @@ class RedisDriver(RedisInspection):
 
     def _error(self, operation: str, exc: BaseException) -> DriverError:
         detail = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
+        if isinstance(exc, RedisTimeoutError) and operation.startswith("enqueue"):
+            detail += " (no reply in time: the message may or may not have been stored)"
         return DriverError(self.name, operation, detail)
 
     async def open(self) -> None:
@@ -188,12 +216,54 @@ class RedisDriver(RedisInspection):
                 raise result
 
     async def close(self) -> None:
-        """Stop pending waits and close every connection (idempotent)."""
+        """Give back what this driver holds unstarted, then close every connection (idempotent).
+
+        Elements grabbed by idle waits go back to the front of their queues, and so do the
+        deliveries of a claim whose reply was lost (:meth:`_settle_claim`). Each step takes
+        at most :data:`SHUTDOWN_SECONDS`. A driver holding such things first checks that
+        Redis answers a PING within :data:`CLOSE_PING_SECONDS`; if not, it closes at once and
+        the server-side lapses return them instead (a grab list's registration, a lease).
+        """
         self._opened = False
-        await self._grabs.close()
+        holds = bool(self._grabs.watch.grabbed_keys or self._claims_in_doubt)
+        if holds and not await self._answers_ping():
+            await self._grabs.watch.close()  # cancel the waits; nothing is put back
+        else:
+            await self._give_back()
         await self._client.aclose()
         await self._pool.disconnect()
         await self._watch_pool.disconnect()
+
+    async def _answers_ping(self) -> bool:
+        """Return whether Redis answers a PING within :data:`CLOSE_PING_SECONDS` (logged if not)."""
+        try:
+            async with asyncio.timeout(CLOSE_PING_SECONDS):
+                await self._client.ping()
+        except (TimeoutError, *_FAILURES) as exc:
+            logger.warning(
+                "closing without giving back held messages: Redis did not answer a PING "
+                "(%s); they return to their queues when their leases lapse",
+                type(exc).__name__,
+            )
+            return False
+        return True
+
+    async def _give_back(self) -> None:
+        """Put grabbed elements and a lost claim's deliveries back, each step bounded."""
+        steps = (self._grabs.close(), self._settle_claim())
+        for step in steps:
+            try:
+                async with asyncio.timeout(SHUTDOWN_SECONDS):
+                    await step
+            except TimeoutError:
+                logger.warning(
+                    "closing: Redis did not answer within %g s; what this driver held "
+                    "returns to its queues when its leases lapse",
+                    SHUTDOWN_SECONDS,
+                )
+                for rest in steps:
+                    rest.close()  # never awaited: Redis is not answering
+                break
 
     def _element(self, message: Outgoing) -> bytes:
         limit = self.max_message_bytes
@@ -256,12 +326,50 @@ class RedisDriver(RedisInspection):
         except _FAILURES as exc:
             raise self._error("enqueue_many", exc) from exc
 
-    async def _claim_ready(
-        self, queues: Sequence[str], keys: list[str], limit: int
-    ) -> list[Delivery]:
-        args: list[int | bytes] = [limit, self._ids.nonce(), form.FOREIGN_LEASE_MS]
-        raw: list[Any] = await self._claim(keys, args)
-        return [form.delivery(queues[int(raw[i]) - 1], raw[i + 1]) for i in range(0, len(raw), 2)]
+    async def _claim_ready(self, keys: list[str], limit: int) -> list[Delivery]:
+        """Run the claim script; after a call whose reply was lost, repeat its number.
+
+        The script answers a repeated number with that claim's deliveries (if the lost call
+        ran) instead of claiming again, so a lost reply never strands leased messages until
+        their visibility timeout (:data:`asynctasq.drivers.redis_scripts.CLAIM`). With
+        concurrent claims on one driver (the worker has one fetch loop) a number overtaken
+        by a later claim answers nothing: what it claimed comes back after its lease.
+        """
+        in_doubt = self._claims_in_doubt
+        number = in_doubt.pop() if in_doubt else next(self._claim_numbers)
+        args: list[int | bytes] = [
+            limit,
+            self._ids.nonce(),
+            form.FOREIGN_LEASE_MS,
+            number,
+            form.CLAIM_RECORD_MS,
+        ]
+        try:
+            raw: list[Any] = await self._claim([*keys, self._claim_key], args)
+        except BaseException:  # it may have run: the next claim repeats its number
+            in_doubt.append(number)
+            raise
+        return [
+            form.delivery(form.queue_of_processing(raw[i]), raw[i + 1])
+            for i in range(0, len(raw), 2)
+        ]
+
+    async def _settle_claim(self) -> None:
+        """Give back the deliveries of a claim whose reply was lost, if it ran (on close).
+
+        Repeating its number with a limit of 0 returns what it claimed, or, if it has not
+        reached Redis yet, records it as answered with nothing so that it never claims.
+        """
+        if not self._claims_in_doubt:
+            return
+        try:
+            held = await self._claim_ready([], 0)
+            self._claims_in_doubt.clear()  # older numbers answer nothing now
+            if held:
+                await self.release(held)
+                logger.info("gave back %d deliveries of a claim whose reply was lost", len(held))
+        except _FAILURES as exc:
+            logger.warning("could not settle a claim whose reply was lost: %s", exc)
 
     async def dequeue(
         self, queues: Sequence[str], *, limit: int, wait_seconds: float
@@ -283,7 +391,7 @@ class RedisDriver(RedisInspection):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         try:
-            claimed = await self._claim_ready(queues, keys, limit)
+            claimed = await self._claim_ready(keys, limit)
             while not claimed and (remaining := deadline - loop.time()) > 0:
                 claimed = await self._grabs.wait(queues, keys[0::2], limit, remaining)
                 if not claimed:

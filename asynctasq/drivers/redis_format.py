@@ -110,6 +110,26 @@ def grab_key(nonce: bytes, queue: str) -> str:
     return f"asynctasq:grab:{nonce.decode()}:{queue}"
 
 
+CLAIM_RECORD_MS = 3_600_000
+"""How long a driver's claim record outlives its last claim (ms): longer than a copy of a
+claim call can plausibly sit in a stalled connection before reaching the server."""
+
+
+def claim_key(nonce: bytes) -> str:
+    """Return the claim record of one driver instance (``nonce``).
+
+    The claim script keeps there the number and result of the driver's last claim, so a
+    claim call repeated after its reply was lost gets the same deliveries again, and a late
+    copy of an earlier call moves nothing (:data:`asynctasq.drivers.redis_scripts.CLAIM`).
+    """
+    return f"asynctasq:claim:{nonce.decode()}"
+
+
+def queue_of_processing(key: bytes) -> str:
+    """Return the queue name of an in-flight set key ``queue:{name}:processing`` (bytes)."""
+    return key[len(b"queue:") : -len(b":processing")].decode()
+
+
 def queue_of(key: str) -> str | None:
     """Return the queue name a ``queue:...`` key belongs to, or ``None`` for other keys.
 

@@ -84,11 +84,25 @@ return #ARGV / 2
 CLAIM = (
     _PRELUDE
     + """
--- KEYS: ready_1, processing_1, ready_2, processing_2, ... in priority order
--- ARGV[1]: limit, ARGV[2]: a nonce for synthesized ids, ARGV[3]: default lease (ms).
--- Returns queue index (1-based), leased member, queue index, member, ...
+-- KEYS: ready_1, processing_1, ready_2, processing_2, ... in priority order, then the
+-- driver's claim record (a hash: n = the last claim number, r = its packed result).
+-- ARGV[1]: limit, ARGV[2]: a nonce for synthesized ids, ARGV[3]: default lease (ms),
+-- ARGV[4]: this claim's number (grows by one per claim of this driver; repeated when the
+-- reply to a claim was lost), ARGV[5]: how long the record is kept (ms).
+-- Returns processing key, leased member, processing key, member, ...
+-- A claim whose number was already answered returns that answer again and moves nothing;
+-- an older number (a copy of an earlier call arriving late) returns nothing.
+local rec = KEYS[#KEYS]
+local number = tonumber(ARGV[4])
+local last = tonumber(redis.call('HGET', rec, 'n') or '0')
+if number < last then return {} end
+if number == last then
+  local answer = redis.call('HGET', rec, 'r')
+  if answer then return cmsgpack.unpack(answer) end
+  return {}
+end
 local kinds = {}
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS - 1, 2 do
   kinds[#kinds + 1] = KEYS[i]
   kinds[#kinds + 1] = 'list'
   kinds[#kinds + 1] = KEYS[i + 1]
@@ -100,7 +114,7 @@ local now = now_floor()
 local left = tonumber(ARGV[1])
 local out = {}
 local k = 0
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS - 1, 2 do
   if left <= 0 then break end
   local items = redis.call('RPOP', KEYS[i], left)
   if items then
@@ -108,12 +122,14 @@ for i = 1, #KEYS, 2 do
       k = k + 1
       local member, vt = recount(e, 1, ARGV[2] .. 'g' .. k, ARGV[3])
       redis.call('ZADD', KEYS[i + 1], fmt(now + vt), member)
-      out[#out + 1] = (i + 1) / 2
+      out[#out + 1] = KEYS[i + 1]
       out[#out + 1] = member
     end
     left = left - #items
   end
 end
+redis.call('HSET', rec, 'n', ARGV[4], 'r', cmsgpack.pack(out))
+redis.call('PEXPIRE', rec, ARGV[5])
 return out
 """
 )

@@ -23,6 +23,12 @@ from asynctasq.worker.state import WorkerState
 
 logger = logging.getLogger("asynctasq.worker")
 
+REMOVE_WORKER_SECONDS = 5.0
+"""The longest a stopping worker waits to leave the worker registry."""
+
+ABORTING_REMOVE_WORKER_SECONDS = 0.5
+"""The same after a second stop request (SPEC §4: a second signal exits quickly)."""
+
 TTL_BEATS = 3
 """A worker stays listed this many heartbeat intervals after its last heartbeat."""
 
@@ -105,7 +111,16 @@ async def announce_offline(state: WorkerState) -> None:
     registry = state.driver
     if not isinstance(registry, WorkerRegistry):
         return
+    aborting = state.shutdown.aborting.is_set()
+    limit = ABORTING_REMOVE_WORKER_SECONDS if aborting else REMOVE_WORKER_SECONDS
     try:
-        await registry.remove_worker(state.worker_id)
+        async with asyncio.timeout(limit):
+            await registry.remove_worker(state.worker_id)
+    except TimeoutError:
+        logger.warning(
+            "removing the worker from the registry took over %g s (broker unreachable?); "
+            "its entry expires with its heartbeat ttl",
+            limit,
+        )
     except Exception as exc:
         logger.warning("removing the worker from the registry failed: %s", exc)

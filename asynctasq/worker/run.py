@@ -88,6 +88,9 @@ logger = logging.getLogger("asynctasq.worker")
 FINAL_ACK_SECONDS = 10.0
 """How long the last acks may take when stopping gracefully (one try when aborting)."""
 
+LAST_ACK_SECONDS = 5.0
+"""How long the one ack call after the ack loop ended may take (a broker not answering)."""
+
 
 async def run_worker(
     handle: Handle,
@@ -376,7 +379,9 @@ async def _final_acks(state: WorkerState, acker: asyncio.Task[None]) -> None:
         await asyncio.wait([acker], timeout=limit)
     acker.cancel()
     await asyncio.gather(acker, return_exceptions=True)
-    await flush_acks(state)
+    with contextlib.suppress(TimeoutError):  # the jobs stay queued: reported below
+        async with asyncio.timeout(LAST_ACK_SECONDS):
+            await flush_acks(state)
     if state.acks:
         logger.error("%d finished tasks could not be acked; they will run again", len(state.acks))
 
