@@ -16,6 +16,7 @@ for exit code 1; ``main`` prints them as one message without a traceback.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any, Protocol, TypeAlias
 
 from asynctasq.errors import AsyncTasQError
@@ -26,15 +27,32 @@ class UsageError(AsyncTasQError):
 
 
 class Parser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` that refuses abbreviated options.
+    """``argparse.ArgumentParser``: no abbreviated options; unknown ones get their command's usage.
 
     ``--redis-d`` would otherwise be taken for ``--redis-db``; with one flag per setting,
-    a prefix is too easily a typo for a different setting.
+    a prefix is too easily a typo for a different setting. argparse leaves arguments a
+    subcommand does not know to the top-level parser, which printed ``usage: asynctasq
+    [-h] [--version] COMMAND ...`` for ``asynctasq worker --bogus-flag``; a parser without
+    subcommands of its own refuses them itself.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    def parse_known_args(  # type: ignore[override]  # typeshed overloads on namespace
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse like argparse; a parser without subcommands refuses arguments it does not know.
+
+        Raises:
+            SystemExit: exit code 2 after printing this parser's usage and
+                ``unrecognized arguments: ...`` naming them (``self.error``).
+        """
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown and self._subparsers is None:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed, unknown
 
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"

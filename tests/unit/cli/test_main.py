@@ -56,6 +56,35 @@ def test_unknown_arguments_are_usage_errors(cli: Cli, argv: tuple[str, ...]) -> 
     assert cli(*argv).code == 2
 
 
+@pytest.mark.parametrize(
+    ("argv", "command", "unknown"),
+    [
+        (("worker", "--bogus-flag"), "worker", "--bogus-flag"),
+        (("worker", "tasks", "--concurrency", "2", "--bogus", "x"), "worker", "--bogus x"),
+        (("dlq", "list", "--queue", "q", "--nope"), "dlq list", "--nope"),
+        (("config", "--nope"), "config", "--nope"),
+    ],
+)
+def test_an_unknown_flag_is_reported_with_its_commands_usage(
+    cli: Cli, argv: tuple[str, ...], command: str, unknown: str
+) -> None:
+    # the top-level usage (usage: asynctasq [-h] [--version] COMMAND ...) was printed
+    result = cli(*argv)
+    assert (result.code, result.out) == (2, "")
+    first, *_, last = result.err.splitlines()
+    assert first.startswith(f"usage: asynctasq {command} [-h]")
+    assert last == f"asynctasq {command}: error: unrecognized arguments: {unknown}"
+
+
+def test_an_unknown_flag_before_the_command_gets_the_top_level_usage(cli: Cli) -> None:
+    result = cli("--bogus", "worker")
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        "usage: asynctasq [-h] [--version] COMMAND ...",
+        "asynctasq: error: unrecognized arguments: --bogus",
+    ]
+
+
 def test_version_prints_the_version(cli: Cli) -> None:
     result = cli("--version")
     assert result.code == 0
