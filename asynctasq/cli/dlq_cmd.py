@@ -56,6 +56,9 @@ PROG_DLQ = "asynctasq dlq"
 MESSAGE_WIDTH = 60
 """Characters of an error message shown by ``dlq list`` (``show`` prints all of it)."""
 
+BODY_SHOWN_BYTES = 512
+"""Bytes of an undecodable dead letter's stored body ``show`` prints (its ``repr``)."""
+
 POSITION_HELP = (
     "the entry at this position of `dlq list` (#, 1 = oldest; also entries without a task id)"
 )
@@ -144,11 +147,24 @@ def _short(text: str, width: int) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
+def raw_body(body: bytes, shown: int = BODY_SHOWN_BYTES) -> str:
+    r"""Return the ``repr`` of ``body``'s first ``shown`` bytes, saying how many more there are.
+
+    ``b'hello \xff'`` or ``b'xxx...' ... and 1488 more bytes``: one line, ASCII only,
+    every byte recoverable from it (``ast.literal_eval``) when nothing was cut.
+    """
+    text = repr(body[:shown])
+    if len(body) > shown:
+        text += f" ... and {len(body) - shown} more bytes"
+    return text
+
+
 def entry_json(entry: DeadLetterEntry, *, with_message: bool = False) -> dict[str, Any]:
     """Return ``entry`` as a JSON-ready dict, without its body.
 
     With ``with_message``, also ``"message"``: the decoded message's fields (arguments as
-    ``repr`` text), or ``{"unreadable": reason}`` when this process cannot decode it.
+    ``repr`` text), or, when this process cannot decode it, ``{"unreadable": reason,
+    "body_bytes": size, "body": raw}`` with the stored bytes as :func:`raw_body` shows them.
     """
     found: dict[str, Any] = {
         "task_id": entry.task_id,
@@ -171,7 +187,11 @@ def entry_json(entry: DeadLetterEntry, *, with_message: bool = False) -> dict[st
                 "dispatched_at": _when(message.dispatched_at),
             }
         else:
-            found["message"] = {"unreadable": message}
+            found["message"] = {
+                "unreadable": message,
+                "body_bytes": len(entry.body),
+                "body": raw_body(entry.body),
+            }
     return found
 
 

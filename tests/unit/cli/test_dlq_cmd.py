@@ -9,7 +9,7 @@ import pytest
 from conftest import Result
 from syrupy.assertion import SnapshotAssertion
 
-from asynctasq.cli.dlq_cmd import render_entry, render_list
+from asynctasq.cli.dlq_cmd import entry_json, render_entry, render_list
 from asynctasq.drivers.protocol import DeadLetterEntry
 from asynctasq.message import TaskMessage, encode
 
@@ -114,3 +114,23 @@ def test_the_list_table_is_one_line_per_entry(snapshot: SnapshotAssertion) -> No
 
 def test_show_prints_the_entry_and_its_decoded_message(snapshot: SnapshotAssertion) -> None:
     assert render_entry(ENTRY) == snapshot
+
+
+def test_show_of_an_undecodable_entry_prints_its_stored_bytes() -> None:
+    # the docs say raw bytes are kept; show printed only "unreadable <reason>"
+    garbage = DeadLetterEntry(
+        "emails", b"hello \xff\x00 not msgpack", "", "", "SerializationError", "x", 1, 0.0
+    )
+    lines = render_entry(garbage).splitlines()
+    assert lines[-3:] == [
+        "unreadable     cannot decode: ExtraData: unpack(b) received extra data.",
+        "body_bytes     20",
+        "body           b'hello \\xff\\x00 not msgpack'",
+    ]
+
+
+def test_a_long_undecodable_body_is_cut_saying_how_much_is_left() -> None:
+    garbage = DeadLetterEntry("q", b"\xc1" * 2000, "", "", "SerializationError", "x", 1, 0.0)
+    shown = entry_json(garbage, with_message=True)["message"]
+    assert shown["body_bytes"] == 2000
+    assert shown["body"] == repr(b"\xc1" * 512) + " ... and 1488 more bytes"
