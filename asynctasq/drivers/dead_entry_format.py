@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import msgpack
 
 from asynctasq.drivers.protocol import DeadLetterEntry
@@ -17,17 +18,7 @@ from asynctasq.drivers.protocol import DeadLetterEntry
 
 def pack_dead_entry(entry: DeadLetterEntry, vt_ms: int) -> bytes:
     """Return ``entry`` and its lease length ``vt_ms`` (milliseconds) as one msgpack map."""
-    fields: dict[str, Any] = {
-        "queue": entry.queue,
-        "body": entry.body,
-        "task_id": entry.task_id,
-        "task_name": entry.task_name,
-        "error_type": entry.error_type,
-        "error_message": entry.error_message,
-        "attempts": entry.attempts,
-        "failed_at": entry.failed_at,
-        "vt_ms": vt_ms,
-    }
+    fields: dict[str, Any] = {**attrs.asdict(entry), "vt_ms": vt_ms}
     packed: bytes = msgpack.packb(fields, use_bin_type=True)
     return packed
 

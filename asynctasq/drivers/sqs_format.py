@@ -228,14 +228,8 @@ def decode_body(text: str) -> bytes:
 def dead_body(entry: DeadLetterEntry, vt_seconds: int, limit_bytes: int) -> str:
     """Return the JSON body of a dead letter; an over-long error message is shortened to fit."""
     fields: dict[str, Any] = {
-        "queue": entry.queue,
+        **attrs.asdict(entry),
         "body": base64.b64encode(entry.body).decode("ascii"),
-        "task_id": entry.task_id,
-        "task_name": entry.task_name,
-        "error_type": entry.error_type,
-        "error_message": entry.error_message,
-        "attempts": entry.attempts,
-        "failed_at": entry.failed_at,
         "vt": vt_seconds,
     }
     text = json.dumps(fields)
