@@ -3,10 +3,12 @@
 Subcommands are the modules in :data:`COMMANDS`; adding one is one entry there (see
 :mod:`asynctasq.cli.command` for what a module provides). Exit codes: 0 success,
 2 usage or configuration error, 1 runtime failure; errors are printed to stderr as one
-message, without a traceback. Warnings (e.g. an unknown ``ASYNCTASQ_*`` variable) are
-printed to stderr as ``asynctasq: warning: ...``. When stdout is closed early
-(``asynctasq config --json | head -2``) the command stops quietly with exit code 141
-(128 + SIGPIPE, what a shell reports for tools stopped that way), without a traceback.
+message, without a traceback of asynctasq's own (a task module that raised at import gets
+its own traceback: :func:`asynctasq.cli.worker_cmd.import_failure`). Warnings (e.g. an
+unknown ``ASYNCTASQ_*`` variable) are printed to stderr as ``asynctasq: warning: ...``.
+When stdout is closed early (``asynctasq config --json | head -2``) the command stops
+quietly with exit code 141 (128 + SIGPIPE, what a shell reports for tools stopped that
+way), without a traceback.
 
 Source: SPEC §7.
 """

@@ -7,8 +7,10 @@
 
 Everything is checked before anything connects (FIELD-CASES C37): the worker's own flags,
 every configuration flag (parsed like its environment variable) and the imports. A bad
-value is one line naming the flag, exit code 2. The current directory is put on
-``sys.path`` first, so ``--import tasks`` finds ``./tasks.py`` as ``python -m`` would.
+value is one line naming the flag, exit code 2; so is a task module that does not exist,
+while one whose own code raised at import also gets its traceback (:func:`import_failure`).
+The current directory is put on ``sys.path`` first, so ``--import tasks`` finds
+``./tasks.py`` as ``python -m`` would.
 
 The worker runs exactly the tasks defined in (or imported into) the modules named here,
 and for a package those of its submodules it imported: their registry is built from those
@@ -28,6 +30,7 @@ import logging
 import math
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -141,7 +144,8 @@ def import_modules(names: Sequence[str]) -> list[ModuleType]:
         The modules, in the order named.
 
     Raises:
-        UsageError: a module cannot be imported (naming it and the reason).
+        UsageError: a module cannot be imported (naming it and the reason; when the
+            module's own code raised, where, with the traceback: :func:`import_failure`).
     """
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -150,10 +154,42 @@ def import_modules(names: Sequence[str]) -> list[ModuleType]:
         try:
             modules.append(importlib.import_module(name))
         except Exception as exc:
-            raise UsageError(
-                f"cannot import task module {name!r}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise UsageError(import_failure(name, exc)) from None
     return modules
+
+
+def _is_import_machinery(filename: str) -> bool:
+    return (
+        filename.startswith("<frozen importlib")
+        or filename == importlib.__file__
+        or filename == __file__
+    )
+
+
+def import_failure(name: str, exc: BaseException) -> str:
+    """Return the error text for task module ``name`` whose import raised ``exc``.
+
+    A module that does not exist (``ModuleNotFoundError`` for ``name`` or a package above
+    it) is one line. Anything else went wrong in the user's code: the line names the file
+    and line that raised, and the traceback follows (frames of the import machinery and of
+    this command left out), then the exception, as Python prints them::
+
+        cannot import task module 'myapp.tasks': RuntimeError: boom (raised at /app/myapp/tasks.py, line 3)
+        Traceback (most recent call last):
+          File "/app/myapp/tasks.py", line 3, in <module>
+            raise RuntimeError("boom")
+        RuntimeError: boom
+    """  # noqa: E501 - the example is one line of output
+    headline = f"cannot import task module {name!r}: {type(exc).__name__}: {exc}"
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if missing is not None and (name == missing or name.startswith(missing + ".")):
+        return headline
+    trace = traceback.TracebackException.from_exception(exc)
+    frames = [f for f in trace.stack if not _is_import_machinery(f.filename)]
+    trace.stack = traceback.StackSummary.from_list(frames)
+    if frames and not isinstance(exc, SyntaxError):  # a SyntaxError names its line itself
+        headline += f" (raised at {frames[-1].filename}, line {frames[-1].lineno})"
+    return headline + "\n" + "".join(trace.format()).rstrip("\n")
 
 
 def no_tasks_message(names: Sequence[str]) -> str:
