@@ -70,7 +70,7 @@ def queue_name_problem(queue: str) -> str | None:
             return (
                 f"names ending in {suffix!r} are taken: the Redis driver keeps each queue's "
                 f"{contents} under 'queue:<name>{suffix}', so this name's list would be "
-                f"queue {queue[: -len(suffix)]!r}'s {contents}"
+                f"the {contents} of queue {queue[: -len(suffix)]!r}"
             )
     return None
 

@@ -66,7 +66,8 @@ async def test_dispatch_to_a_name_ending_in_a_key_suffix_is_refused_and_stores_n
         f"queue names the Redis driver cannot use: {name!r}: names ending in {suffix!r} are "
         f"taken: the Redis driver keeps each queue's "
     )
-    assert f"this name's list would be queue {queue!r}'s" in str(caught.value)
+    assert "this name's list would be the " in str(caught.value)
+    assert str(caught.value).endswith(f" of queue {queue!r}")
     assert await keys_of(raw, queue) == []
 
 
@@ -90,7 +91,7 @@ async def test_a_worker_serving_another_queues_dead_letters_does_not_start(
     assert str(caught.value) == (
         f"queue names the Redis driver cannot use: '{queue}:dead': names ending in ':dead' "
         "are taken: the Redis driver keeps each queue's dead letters under "
-        f"'queue:<name>:dead', so this name's list would be queue {queue!r}'s dead letters"
+        f"'queue:<name>:dead', so this name's list would be the dead letters of queue {queue!r}"
     )
     assert await raw.lrange(f"queue:{queue}:dead", 0, -1) == [b"a dead letter of the queue"]
 

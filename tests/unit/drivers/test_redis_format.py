@@ -32,7 +32,8 @@ def test_keys_follow_the_spec() -> None:
 def test_a_queue_name_ending_in_a_key_suffix_is_refused_naming_the_queue_it_would_hit() -> None:
     assert form.queue_name_problem("nu-a:dead") == (
         "names ending in ':dead' are taken: the Redis driver keeps each queue's dead letters "
-        "under 'queue:<name>:dead', so this name's list would be queue 'nu-a''s dead letters"
+        "under 'queue:<name>:dead', so this name's list would be the dead letters of queue "
+        "'nu-a'"
     )
     for suffix in form.SUFFIXES:
         assert form.queue_name_problem(f"a{suffix}") is not None
