@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -158,7 +158,12 @@ class RedisDriver(RedisInspection):
             **common,
         )
         self._client = Redis(connection_pool=self._pool)
-        self._watch_pool = ConnectionPool.from_url(config.url, socket_timeout=None, **common)
+        # blocking waits are never retried by redis-py: a BLMOVE whose reply was lost may
+        # have moved an element into the grab list; the failed wait retires that list
+        # (redis_wakeup.ReadyWatch) and the worker's fetch loop waits again
+        self._watch_pool = ConnectionPool.from_url(
+            config.url, socket_timeout=None, **{**common, "retry": Retry(NoBackoff(), 0)}
+        )
         self._ids = form.ElementIds()
         self._grabs = Grabs(Redis(connection_pool=self._watch_pool), self._client, self._ids)
         self._claim_key = form.claim_key(self._ids.nonce())

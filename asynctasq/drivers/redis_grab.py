@@ -52,9 +52,14 @@ class Grabs:
         self._ungrab = client.register_script(lua.UNGRAB)
         self._adoptions: set[asyncio.Task[None]] = set()
 
-    def key(self, ready_key: str) -> str:
-        """Return this driver's grab list for the ready list ``ready_key``."""
-        return form.grab_key(self._nonce, ready_key[len("queue:") :])
+    def key(self, ready_key: str, generation: int = 0) -> str:
+        """Return this driver's grab list for the ready list ``ready_key``.
+
+        ``generation`` counts the grab lists retired after a failed wait
+        (:meth:`ReadyWatch._retire`); each generation is a distinct list.
+        """
+        nonce = self._nonce if generation == 0 else b"%s.%d" % (self._nonce, generation)
+        return form.grab_key(nonce, ready_key[len("queue:") :])
 
     async def wait(
         self, queues: Sequence[str], ready_keys: Sequence[str], limit: int, seconds: float
@@ -83,24 +88,24 @@ class Grabs:
         self.watch.put_back(extra)
         by_key = {form.ready_key(queue): queue for queue in queues}
         deliveries: list[Delivery] = []
-        adopt: dict[str, list[bytes | int]] = {}
+        adopt: dict[tuple[str, str], list[bytes | int]] = {}
         nonce = self._ids.nonce()
-        for number, (key, element) in enumerate(keep):
+        for number, (key, element, grab) in enumerate(keep):
             member, vt_ms = form.next_member(element, b"%sg%d" % (nonce, number + 1))
             deliveries.append(form.delivery(by_key[key], member))
-            adopt.setdefault(key, []).extend([element, member, vt_ms])
+            adopt.setdefault((key, grab), []).extend([element, member, vt_ms])
         loop = asyncio.get_running_loop()
-        for key, args in adopt.items():
-            task = loop.create_task(self._lease(key, args))
+        for (key, grab), args in adopt.items():
+            task = loop.create_task(self._lease(key, grab, args))
             self._adoptions.add(task)
             task.add_done_callback(self._adoptions.discard)
         return deliveries
 
-    async def _lease(self, key: str, args: list[bytes | int]) -> None:
+    async def _lease(self, key: str, grab: str, args: list[bytes | int]) -> None:
         """Lease grabbed elements (grab list -> processing set), retrying while it may help."""
         await asyncio.sleep(0)  # the element is already ours: let its task start first
         queue = key[len("queue:") :]
-        keys = [self.key(key), form.processing_key(queue)]
+        keys = [grab, form.processing_key(queue)]
         loop = asyncio.get_running_loop()
         give_up = loop.time() + GRAB_MARGIN_SECONDS
         pause = 0.05

@@ -17,6 +17,12 @@ puts the element back at the front of its queue with its delivery count raised (
 attempt may have started, so a message that kills its worker still reaches the
 dead-letter store).
 
+A wait that fails (its connection broke: the ``BLMOVE`` may have moved an element whose
+reply never came) is not retried by redis-py; its grab list is retired and the next wait
+uses a new one. The retired list is no longer renewed, so ``MAINTAIN`` returns whatever it
+holds once its registration lapses (within the block time + twice the margin), instead of
+the element waiting there until the worker closes.
+
 An element that arrives while nobody waits (the wait ended for another queue, or timed
 out on the client first) is put back at the front at once (``UNGRAB``), unchanged.
 A pending wait is reused by the next ``wait`` call instead of being cancelled (cancelling
@@ -50,8 +56,8 @@ GRAB_MARGIN_SECONDS = 30.0
 
 The element must be adopted (or put back) within this time, or ``MAINTAIN`` recovers it."""
 
-Landed = tuple[str, bytes]
-"""A grabbed element: (the ready list key it came from, the element)."""
+Landed = tuple[str, bytes, str]
+"""A grabbed element: (the ready list key it came from, the element, the grab list it is in)."""
 
 
 class ReadyWatch:
@@ -61,13 +67,15 @@ class ReadyWatch:
         client: a client whose pool is used only for blocking waits, with no socket timeout
             (or one longer than any wait).
         main: the driver's main client (puts unused elements back).
-        grab_key: ready list key -> this driver's grab list key for it.
+        grab_key: (ready list key, generation) -> this driver's grab list key for it. A
+            wait that fails retires its grab list and the next uses the next generation.
 
     """
 
-    def __init__(self, client: Redis, main: Redis, grab_key: Callable[[str], str]) -> None:
+    def __init__(self, client: Redis, main: Redis, grab_key: Callable[[str, int], str]) -> None:
         self._client = client
         self._grab_key = grab_key
+        self._generations: dict[str, int] = {}  # ready list -> generation of its grab list
         self._register = client.register_script(lua.GRAB_REGISTER)
         self._ungrab = main.register_script(lua.UNGRAB)
         self._pending: dict[str, asyncio.Task[None]] = {}
@@ -81,8 +89,34 @@ class ReadyWatch:
         """Every grab list this watch has registered (for the driver's ``close``)."""
 
     async def _block(self, key: str, seconds: float) -> None:
-        grab = self._grab_key(key)
+        grab = self._grab_key(key, self._generations.get(key, 0))
         self.grabbed_keys.add(grab)
+        try:
+            moved = await self._move(key, grab, seconds)
+        except Exception:
+            self._retire(key, grab)
+            raise
+        if moved is None:
+            return
+        if self._waiters:
+            self._landed.append((key, moved, grab))
+            self._wake()
+        else:
+            self.put_back([(key, moved, grab)])
+
+    def _retire(self, key: str, grab: str) -> None:
+        """Stop using ``grab`` after a wait on it failed.
+
+        The failed ``BLMOVE`` may have moved an element there whose reply never came. Its
+        registration is no longer
+        renewed, so once it lapses ``MAINTAIN`` returns anything left in it to the queue
+        (counted as a delivery); meanwhile elements landed from it are adopted from it.
+        """
+        self._generations[key] = self._generations.get(key, 0) + 1
+        self._registered_until.pop(grab, None)
+        logger.info("a wait on %s failed; its grab list %s is retired", key, grab)
+
+    async def _move(self, key: str, grab: str, seconds: float) -> bytes | None:
         now = time.monotonic()
         moved: bytes | None
         # redis-py types the timeout as int; Redis >= 6 takes fractional seconds.
@@ -96,13 +130,7 @@ class ReadyWatch:
                 pipe.blmove(key, grab, seconds, "RIGHT", "LEFT")  # type: ignore[arg-type]
                 _, moved = await pipe.execute()
             self._registered_until[grab] = now + hold
-        if moved is None:
-            return
-        if self._waiters:
-            self._landed.append((key, moved))
-            self._wake()
-        else:
-            self.put_back([(key, moved)])
+        return moved
 
     def _wake(self) -> None:
         if self._signal is not None and not self._signal.done():
@@ -128,14 +156,14 @@ class ReadyWatch:
 
         A failure is logged; the registration then lapses and ``MAINTAIN`` recovers them.
         """
-        for key, element in landed:
-            task = asyncio.get_running_loop().create_task(self._put_back(key, element))
+        for key, element, grab in landed:
+            task = asyncio.get_running_loop().create_task(self._put_back(key, element, grab))
             self._returns.add(task)
             task.add_done_callback(self._returns.discard)
 
-    async def _put_back(self, key: str, element: bytes) -> None:
+    async def _put_back(self, key: str, element: bytes, grab: str) -> None:
         try:
-            await self._ungrab([self._grab_key(key), key, form.GRABS_KEY], [element])
+            await self._ungrab([grab, key, form.GRABS_KEY], [element])
         except Exception as exc:  # MAINTAIN recovers it once the registration lapses
             logger.warning("could not put a grabbed element back on %s: %s", key, exc)
 

@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import anyio
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from asynctasq.config.records import RedisConfig
 from asynctasq.drivers import redis_format as form
 from asynctasq.drivers.protocol import Outgoing
 from asynctasq.drivers.redis import RedisDriver
+from asynctasq.errors import DriverError
 
 pytestmark = pytest.mark.anyio
 
@@ -152,8 +154,9 @@ async def test_grabbed_beyond_the_limit_go_back_and_the_rest_are_leased(
         element = driver._ids.element(body, 30)
         await raw.lpush(f"queue:{queue}", element)
         ready = form.ready_key(queue)
-        await raw.lmove(ready, driver._grabs.key(ready), "RIGHT", "LEFT")
-        landed.append((ready, element))
+        grab = driver._grabs.key(ready)
+        await raw.lmove(ready, grab, "RIGHT", "LEFT")
+        landed.append((ready, element, grab))
     [delivery] = driver._grabs.take([first, second], landed, 1)
     assert (delivery.queue, delivery.body, delivery.delivery_count) == (first, b"one", 1)
     await driver.ack([delivery])
@@ -226,3 +229,48 @@ async def test_the_member_made_by_the_client_is_the_one_the_claim_script_makes(
     [claimed] = await driver.dequeue([queue], limit=1, wait_seconds=0)
     fresh_id = claimed.receipt.split(b":", 1)[0]
     assert claimed.receipt == form.next_member(element, fresh_id)[0]
+
+
+async def test_a_wait_whose_reply_was_lost_retires_its_grab_list_and_maintain_recovers_it(
+    driver: RedisDriver,
+    raw: Redis,
+    queues: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the BLMOVE runs on Redis (the element moves into the grab list), then its reply is
+    # lost: without retiring, the list stays registered while the worker waits, stranding it
+    monkeypatch.setattr("asynctasq.drivers.redis_wakeup.GRAB_MARGIN_SECONDS", 0.1)
+    queue, _ = queues
+    watch = driver._grabs.watch
+    real_move = watch._move
+    lost: list[bytes | None] = []
+
+    async def move_then_lose_the_reply(key: str, grab: str, seconds: float) -> bytes | None:
+        moved = await real_move(key, grab, seconds)
+        if moved is not None and not lost:
+            lost.append(moved)
+            raise RedisConnectionError("reply lost (test)")
+        return moved
+
+    monkeypatch.setattr(watch, "_move", move_then_lose_the_reply)
+    waiting = asyncio.create_task(driver.dequeue([queue], limit=1, wait_seconds=5))
+    await until(lambda: _registered(raw, queue))
+    await driver.enqueue(Outgoing(queue, b"orphan", visibility_timeout_seconds=30))
+    with pytest.raises(DriverError, match="reply lost"):
+        await waiting
+    [first_grab] = await grab_lists(raw, queue)
+    assert await raw.lrange(first_grab, 0, -1) == lost  # stranded there for now
+    assert await driver.dequeue([queue], limit=1, wait_seconds=0.2) == []  # a new grab list
+    registered = await raw.zrange(form.GRABS_KEY, 0, -1)
+    assert first_grab.replace(b":g-", b".1:g-") in registered
+    # the retired list's registration is not renewed: once it lapses, MAINTAIN returns it
+
+    async def recovered() -> bool:
+        await driver.maintain([queue])
+        return bool(await raw.llen(f"queue:{queue}") == 1)
+
+    await until(recovered, seconds=10)
+    [delivery] = await driver.dequeue([queue], limit=1, wait_seconds=0)
+    assert delivery.body == b"orphan"
+    assert delivery.delivery_count == 2  # the lost grab is counted as a delivery
+    assert await raw.llen(first_grab) == 0
