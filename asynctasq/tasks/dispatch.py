@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from asynctasq.config.records import Config
@@ -180,7 +180,29 @@ def check_pendings(pendings: Sequence[Any]) -> None:
         )
 
 
-async def dispatch_many(pendings: Sequence[PendingDispatch]) -> list[str]:
+def pending_list(pendings: Iterable[Any]) -> list[Any]:
+    """Return ``pendings`` as a list, taking a generator or iterator once.
+
+    Raises:
+        TypeError: ``pendings`` is one pending dispatch, or not iterable (it names the type).
+    """
+    from asynctasq.tasks.pending import PendingDispatch  # pending imports this module
+
+    if isinstance(pendings, PendingDispatch):
+        raise TypeError(
+            "dispatch_many takes an iterable of pending dispatches, not one: "
+            "pass dispatch_many([pending]) or call pending.dispatch()"
+        )
+    try:
+        return list(pendings)
+    except TypeError:
+        raise TypeError(
+            f"dispatch_many takes an iterable of pending dispatches, not "
+            f"{type(pendings).__qualname__} {pendings!r:.80}"
+        ) from None
+
+
+async def dispatch_many(pendings: Iterable[PendingDispatch]) -> list[str]:
     """Enqueue every pending dispatch in one ``enqueue_many`` call per driver.
 
     Every message is built and encoded before anything is sent, so a bad argument in
@@ -188,16 +210,18 @@ async def dispatch_many(pendings: Sequence[PendingDispatch]) -> list[str]:
     (app.tasks:send): cannot serialize args[0] ...`` (items counted from 0).
 
     Args:
-        pendings: pending dispatches, of any tasks and queues.
+        pendings: pending dispatches, of any tasks and queues: a list, tuple, or any
+            iterable (a generator is taken once, before anything is sent).
 
     Returns:
         The task ids, in the order of ``pendings``.
 
     Raises:
-        TypeError: an item is not a pending dispatch (naming its index and type; nothing
-            is sent).
+        TypeError: ``pendings`` is not an iterable of pending dispatches, or an item is
+            not one (naming its index and type; nothing is sent).
         The errors of :func:`dispatch`.
     """
+    pendings = pending_list(pendings)
     check_pendings(pendings)
     handle = current_handle()
     messages: list[TaskMessage] = []

@@ -126,3 +126,24 @@ async def test_dispatch_many_of_a_class_task_instance_says_how_to_pass_it(
 
 async def test_dispatch_many_of_nothing_returns_nothing(handle: Handle) -> None:
     assert await dispatch_many([]) == []
+
+
+async def test_dispatch_many_of_a_generator_or_map_sends_every_item(handle: Handle) -> None:
+    # a generator was used up by the item check and nothing was sent, silently
+    from_generator = await dispatch_many(echo(i) for i in range(3))
+    from_map = await dispatch_many(map(echo, [3, 4]))
+    assert len(from_generator) == 3
+    assert len(from_map) == 2
+    sent = await enqueued(handle, "default")
+    assert [m.args for m in sent] == [(0,), (1,), (2,), (3,), (4,)]
+    assert [m.task_id for m in sent] == [*from_generator, *from_map]
+
+
+async def test_dispatch_many_of_one_pending_dispatch_or_a_non_iterable_says_what_to_pass(
+    handle: Handle,
+) -> None:
+    with pytest.raises(TypeError, match=r"not one: pass dispatch_many\(\[pending\]\)"):
+        await dispatch_many(echo(1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="iterable of pending dispatches, not int 5"):
+        await dispatch_many(5)  # type: ignore[arg-type]
+    assert await enqueued(handle, "default") == []
