@@ -8,7 +8,8 @@
 Everything is checked before anything connects (FIELD-CASES C37): the worker's own flags,
 every configuration flag (parsed like its environment variable) and the imports. A bad
 value is one line naming the flag, exit code 2; so is a task module that does not exist,
-while one whose own code raised at import also gets its traceback (:func:`import_failure`).
+while one whose own code raised at import also gets its traceback (:func:`import_failure`),
+as does one that called ``sys.exit()`` at import (naming the module, the code and the line).
 The current directory is put on ``sys.path`` first, so ``--import tasks`` finds
 ``./tasks.py`` as ``python -m`` would.
 
@@ -145,7 +146,9 @@ def import_modules(names: Sequence[str]) -> list[ModuleType]:
 
     Raises:
         UsageError: a module cannot be imported (naming it and the reason; when the
-            module's own code raised, where, with the traceback: :func:`import_failure`).
+            module's own code raised, where, with the traceback: :func:`import_failure`),
+            or its code called ``sys.exit()`` (which would otherwise end the worker with
+            that code and no message).
     """
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -153,7 +156,7 @@ def import_modules(names: Sequence[str]) -> list[ModuleType]:
     for name in names:
         try:
             modules.append(importlib.import_module(name))
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise UsageError(import_failure(name, exc)) from None
     return modules
 
@@ -179,7 +182,12 @@ def import_failure(name: str, exc: BaseException) -> str:
           File "/app/myapp/tasks.py", line 3, in <module>
             raise RuntimeError("boom")
         RuntimeError: boom
-    """  # noqa: E501 - the example is one line of output
+
+    A ``SystemExit`` (``sys.exit(3)`` at import) is told as such: the line names the module
+    whose code called it (``name`` or a module it imported), the code and where::
+
+        cannot import task module 'myapp.tasks': module 'myapp.settings' called sys.exit(3) (at /app/myapp/settings.py, line 7)
+    """  # noqa: E501 - the examples are one line of output
     headline = f"cannot import task module {name!r}: {type(exc).__name__}: {exc}"
     missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
     if missing is not None and (name == missing or name.startswith(missing + ".")):
@@ -187,9 +195,29 @@ def import_failure(name: str, exc: BaseException) -> str:
     trace = traceback.TracebackException.from_exception(exc)
     frames = [f for f in trace.stack if not _is_import_machinery(f.filename)]
     trace.stack = traceback.StackSummary.from_list(frames)
-    if frames and not isinstance(exc, SyntaxError):  # a SyntaxError names its line itself
+    if isinstance(exc, SystemExit):
+        headline = f"cannot import task module {name!r}: {exit_text(exc)}"
+        if frames:
+            headline += f" (at {frames[-1].filename}, line {frames[-1].lineno})"
+    elif frames and not isinstance(exc, SyntaxError):  # a SyntaxError names its line itself
         headline += f" (raised at {frames[-1].filename}, line {frames[-1].lineno})"
     return headline + "\n" + "".join(trace.format()).rstrip("\n")
+
+
+def exit_text(exc: SystemExit) -> str:
+    """Return ``"module 'm' called sys.exit(3)"`` for a ``SystemExit`` raised at import.
+
+    ``m`` is the module whose code raised it: that of the innermost frame outside the
+    import machinery; without such a frame, ``"its code called sys.exit(3)"``. The code is
+    shown as written (``sys.exit()``, ``sys.exit('bye')``); ``raise SystemExit(3)`` reads
+    the same.
+    """
+    code = "" if exc.code is None else repr(exc.code)
+    caller = "its code"
+    for frame, _line in traceback.walk_tb(exc.__traceback__):
+        if not _is_import_machinery(frame.f_code.co_filename):
+            caller = f"module {frame.f_globals.get('__name__', '?')!r}"
+    return f"{caller} called sys.exit({code})"
 
 
 def no_tasks_message(names: Sequence[str]) -> str:

@@ -84,3 +84,42 @@ def test_a_missing_dependency_of_the_module_shows_the_importing_line(tmp_path: P
         f"No module named 'not_installed_dependency_xyz' (raised at {path}, line 2)"
     )
     assert "    import not_installed_dependency_xyz" in result.err.splitlines()
+
+
+def test_a_module_calling_sys_exit_at_import_is_named_with_its_code_and_line(
+    tmp_path: Path,
+) -> None:
+    # exited 3 with nothing printed: SystemExit is not an Exception
+    path = write(tmp_path, "exittasks", "import sys\n\nsys.exit(3)\n")
+    result = run_module("worker", "--import", "exittasks", cwd=tmp_path)
+    assert (result.code, result.out) == (2, "")
+    assert lines_of(result.err) == [
+        "asynctasq worker: error: cannot import task module 'exittasks': module 'exittasks' "
+        f"called sys.exit(3) (at {path}, line 3)",
+        "Traceback (most recent call last):",
+        f'  File "{path}", line 3, in <module>',
+        "    sys.exit(3)",
+        "SystemExit: 3",
+    ]
+
+
+def test_sys_exit_in_a_module_the_task_module_imports_names_that_module(tmp_path: Path) -> None:
+    inner = write(tmp_path, "exitsettings", "raise SystemExit('no settings')\n")
+    write(tmp_path, "exitoutertasks", "import exitsettings\n")
+    result = run_module("worker", "exitoutertasks", cwd=tmp_path)
+    assert result.code == 2
+    assert result.err.splitlines()[0] == (
+        "asynctasq worker: error: cannot import task module 'exitoutertasks': module "
+        f"'exitsettings' called sys.exit('no settings') (at {inner}, line 1)"
+    )
+
+
+def test_sys_exit_without_a_code_at_import_is_not_a_successful_exit(tmp_path: Path) -> None:
+    # exit 0 and no output looked like a worker that had finished its work
+    path = write(tmp_path, "quittasks", "import sys\nsys.exit()\n")
+    result = run_module("worker", "--import", "quittasks", cwd=tmp_path)
+    assert result.code == 2
+    assert result.err.splitlines()[0] == (
+        "asynctasq worker: error: cannot import task module 'quittasks': module 'quittasks' "
+        f"called sys.exit() (at {path}, line 2)"
+    )
