@@ -43,7 +43,7 @@ from asynctasq.handle import Handle
 from asynctasq.runner import run as run_coroutine
 from asynctasq.tasks.registry import Registry, build_registry
 from asynctasq.worker.run import run_worker
-from asynctasq.worker.shutdown import timed_stop_step
+from asynctasq.worker.shutdown import timed_stop_step, unless_signalled
 from asynctasq.worker.state import WorkerStats
 
 NAME = "worker"
@@ -295,7 +295,8 @@ def run_until_stopped(
                 shutdown_grace_seconds=grace,
             )
         finally:
-            with timed_stop_step("closing the broker connections"):
-                await handle.aclose()
+            step = "closing the broker connections"
+            with timed_stop_step(step):
+                await unless_signalled(step, handle.aclose())
 
     return run_coroutine(serve())

@@ -230,14 +230,16 @@ class RedisDriver(RedisInspection):
         the server-side lapses return them instead (a grab list's registration, a lease).
         """
         self._opened = False
-        holds = bool(self._grabs.watch.grabbed_keys or self._claims_in_doubt)
-        if holds and not await self._answers_ping():
-            await self._grabs.watch.close()  # cancel the waits; nothing is put back
-        else:
-            await self._give_back()
-        await self._client.aclose()
-        await self._pool.disconnect()
-        await self._watch_pool.disconnect()
+        try:
+            holds = bool(self._grabs.watch.grabbed_keys or self._claims_in_doubt)
+            if holds and not await self._answers_ping():
+                await self._grabs.watch.close()  # cancel the waits; nothing is put back
+            else:
+                await self._give_back()
+        finally:  # also when the close itself is cancelled (a stop signal cuts it short)
+            await self._client.aclose()
+            await self._pool.disconnect()
+            await self._watch_pool.disconnect()
 
     async def _answers_ping(self) -> bool:
         """Return whether Redis answers a PING within :data:`CLOSE_PING_SECONDS` (logged if not)."""

@@ -26,6 +26,7 @@ message again, with the attempt counted by its raised delivery count.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -58,13 +59,17 @@ async def settle_cancelled(state: WorkerState, jobs: Sequence[Job]) -> None:
     """
     unstarted = [job for job in jobs if not job.ran or job.message is None]
     await release_jobs(state, unstarted, "cancelled before they started")
+    settling = []
     for job in jobs:
         if not job.ran or job.message is None:
             continue
         if job.running_since is not None:
-            await _settle(state, job, job.message, job.running_since)
+            settling.append(_settle(state, job, job.message, job.running_since))
         else:
             _leave_to_lease(state, job, job.message)
+    # at once, not one after another: with a broker not answering, N cancelled tasks cost
+    # one call timeout rather than N (a second stop signal must exit quickly, SPEC §4)
+    await asyncio.gather(*settling)
 
 
 def _leave_to_lease(state: WorkerState, job: Job, message: TaskMessage) -> None:

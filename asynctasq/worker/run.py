@@ -173,37 +173,39 @@ async def run_worker(
     )
     attach(state, handle)
     check_queue_names(state.driver, settings.queues)
-    logger.info(
-        "worker %s started: driver=%s queues=%s concurrency=%d tasks=%d%s",
-        state.worker_id,
-        state.driver.name,
-        ",".join(settings.queues),
-        concurrency,
-        len(registry),
-        f" max_tasks={max_tasks}" if max_tasks is not None else "",
-    )
     renewer: LeaseThread | None = None
     if lease_thread if lease_thread is not None else state.driver.name != "memory":
         renewer = LeaseThread(state, lambda: build_driver(handle.config, driver))
         await renewer.start()
     check_pool_size(state.driver, concurrency, leases_on_loop=renewer is None)
     signals = signal_handlers(state.shutdown) if handle_signals else contextlib.nullcontext()
-    try:
-        with signals:  # a stop request while the pool starts ends the run there
+    # the handlers stay until the last stop step: a signal while stopping is a stop
+    # request (a second one aborts), never the default action that kills the process
+    with signals:
+        logger.info(  # after the handlers: from this line on, a signal is a stop request
+            "worker %s started: driver=%s queues=%s concurrency=%d tasks=%d%s",
+            state.worker_id,
+            state.driver.name,
+            ",".join(settings.queues),
+            concurrency,
+            len(registry),
+            f" max_tasks={max_tasks}" if max_tasks is not None else "",
+        )
+        try:  # a stop request while the pool starts ends the run there
             state.process_pool = await _open_pool(state, handle, registry)
             if not state.shutdown.draining.is_set():
                 await announce_online(state, handle.config.events.heartbeat_interval)
                 await _run(state, handle, renew_on_loop=renewer is None)
-    finally:
-        with timed_stop_step("leaving the worker registry"):
-            await announce_offline(state)
-        with timed_stop_step("closing the process pool"):
-            await close_worker_pool(state.process_pool)
-        with timed_stop_step("closing the ORM connections"):
-            await models.aclose()  # disposes sqlalchemy_engine, closes Tortoise if opened here
-        if renewer is not None:
-            with timed_stop_step("stopping the lease renewal thread"):
-                await renewer.stop()
+        finally:
+            with timed_stop_step("leaving the worker registry"):
+                await announce_offline(state)
+            with timed_stop_step("closing the process pool"):
+                await close_worker_pool(state.process_pool)
+            with timed_stop_step("closing the ORM connections"):
+                await models.aclose()  # disposes sqlalchemy_engine, closes Tortoise if here
+            if renewer is not None:
+                with timed_stop_step("stopping the lease renewal thread"):
+                    await renewer.stop()
     stats = state.stats()
     logger.info(
         "worker %s stopped: %d succeeded, %d retried, %d dead-lettered, %d released",

@@ -18,7 +18,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 logger = logging.getLogger("asynctasq.worker")
 
@@ -86,6 +87,41 @@ def signal_handlers(shutdown: Shutdown) -> Iterator[None]:
             installed.append(number)
     try:
         yield
+    finally:
+        for number in installed:
+            loop.remove_signal_handler(number)
+
+
+async def unless_signalled(step: str, coroutine: Coroutine[Any, Any, None]) -> None:
+    """Await ``coroutine``; SIGTERM or SIGINT meanwhile cancels it instead of killing us.
+
+    For the last steps of a stopping process (closing broker connections), after the
+    worker's own handlers are gone: another signal then ends the step at once, logged, and
+    the process exits normally. Off the main thread it simply awaits ``coroutine``.
+    """
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(coroutine)
+    signalled: list[str] = []
+
+    def cancel(name: str) -> None:
+        if not signalled:
+            logger.warning("%s: cut short by %s", step, name)
+        signalled.append(name)
+        task.cancel()
+
+    installed: list[signal.Signals] = []
+    if threading.current_thread() is threading.main_thread():
+        for number in STOP_SIGNALS:
+            try:
+                loop.add_signal_handler(number, cancel, number.name)
+            except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
+                continue
+            installed.append(number)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not signalled:
+            raise  # cancelled from outside, not by a signal
     finally:
         for number in installed:
             loop.remove_signal_handler(number)
