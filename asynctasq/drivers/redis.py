@@ -45,6 +45,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,10 +84,44 @@ SHUTDOWN_SECONDS = 5.0
 elements, settling a claim whose reply was lost). Past it the step is abandoned: what it
 would have returned comes back when its grab list's registration or its lease lapses."""
 
+LOST_LEASE_LOG_SECONDS = 30.0
+"""The shortest interval between two warnings about leases found lost on renewal."""
+
 CLOSE_PING_SECONDS = 1.0
 """How long :meth:`RedisDriver.close` waits for a PING before taking Redis as unreachable."""
 
 _FAILURES = (RedisError, OSError)
+
+
+class LostLeaseLog:
+    """Warns about leases found lost, at most once per :data:`LOST_LEASE_LOG_SECONDS`.
+
+    A lease lost while its task still runs is renewed (and found lost) on every tick of
+    the lease loop; one line per interval, with the counts since the last line, says the
+    same without flooding the log.
+    """
+
+    def __init__(self, operation: str) -> None:
+        self._operation = operation
+        self._lost = 0
+        self._asked = 0
+        self._logged_at = -math.inf
+
+    def note(self, lost: int, asked: int) -> None:
+        """Count ``lost`` of ``asked`` leases; log the counts if the interval has passed."""
+        self._lost += lost
+        self._asked += asked
+        now = time.monotonic()
+        if now - self._logged_at < LOST_LEASE_LOG_SECONDS:
+            return
+        logger.warning(
+            "%s: %d of %d leases were already lost (their tasks may run again elsewhere)",
+            self._operation,
+            self._lost,
+            self._asked,
+        )
+        self._lost = self._asked = 0
+        self._logged_at = now
 
 
 def _group(deliveries: Sequence[Delivery]) -> dict[str, list[bytes]]:
@@ -169,6 +205,7 @@ class RedisDriver(RedisInspection):
         self._claim_key = form.claim_key(self._ids.nonce())
         self._claim_numbers = itertools.count(1)
         self._claims_in_doubt: list[int] = []  # numbers of claims whose reply never came
+        self._lost_renewals = LostLeaseLog("extend")
         script = self._client.register_script
         self._enqueue_delayed = script(lua.ENQUEUE_DELAYED)
         self._claim = script(lua.CLAIM)
@@ -248,8 +285,9 @@ class RedisDriver(RedisInspection):
                 await self._client.ping()
         except (TimeoutError, *_FAILURES) as exc:
             logger.warning(
-                "closing without giving back held messages: Redis did not answer a PING "
-                "(%s); they return to their queues when their leases lapse",
+                "closing without checking for grabbed or claimed messages to give back: "
+                "Redis did not answer a PING (%s); any there return to their queues when "
+                "their registration or lease lapses",
                 type(exc).__name__,
             )
             return False
@@ -512,8 +550,7 @@ class RedisDriver(RedisInspection):
         except _FAILURES as exc:
             raise self._error("extend", exc) from exc
         if renewed < len(deliveries):
-            lost = len(deliveries) - renewed
-            logger.warning("extend: %d of %d leases were already lost", lost, len(deliveries))
+            self._lost_renewals.note(len(deliveries) - renewed, len(deliveries))
 
     async def maintain(self, queues: Sequence[str]) -> float | None:
         """Promote due delayed messages and recover expired leases, atomically per batch.

@@ -99,7 +99,7 @@ def test_a_worker_whose_redis_stopped_answering_still_stops_promptly(
     assert worker.wait(limit) == 0
     log = worker.output()
     assert " stopped: " in log
-    assert "closing without giving back held messages" in log or "cut short by SIGTERM" in log
+    assert "closing without checking for grabbed or claimed" in log or "cut short by SIGTERM" in log
     assert "unclosed resource" not in log
 
 
