@@ -61,12 +61,38 @@ wakes when the next one is due).
 """
 
 
+MAX_INTERVAL_SECONDS = 3600
+"""The longest period a worker's loops accept (heartbeat, delayed-task checks): one hour.
+
+A loop's work waits up to one period: with ``redis.delayed_task_interval=1e9`` a delay
+dispatched by another process was never promoted, nor were the tasks of a worker that
+died recovered. The heartbeat's registry entry expires after three periods, and brokers
+refuse expiries that long, so every heartbeat failed (RabbitMQ from a period of ``1e9``:
+"invalid expiration", MySQL from ``1e11``: "datetime field overflow", Redis and PostgreSQL
+at ``1e300``: "value is not an integer or out of range", "timestamp out of range"). A
+period over an hour is almost surely a unit mistake (milliseconds given as seconds).
+"""
+
+
 def interval_seconds() -> Rule:
     """Return a rule accepting a loop period of at least :data:`MIN_INTERVAL_SECONDS`."""
     return Rule(
         lambda v: v >= MIN_INTERVAL_SECONDS,
         f"must be at least {MIN_INTERVAL_SECONDS} seconds (a shorter period keeps the "
         "worker busy with this loop alone)",
+    )
+
+
+def interval_at_most_an_hour(why: str) -> Rule:
+    """Return a rule accepting a loop period of at most :data:`MAX_INTERVAL_SECONDS`.
+
+    Args:
+        why: what a longer period would break, e.g. "a dead worker stays listed ...";
+            it ends the rule's text: "must be at most 3600 seconds (one hour: <why>)".
+    """
+    return Rule(
+        lambda v: v <= MAX_INTERVAL_SECONDS,
+        f"must be at most {MAX_INTERVAL_SECONDS} seconds (one hour: {why})",
     )
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from asynctasq.config.fields import (
+    MAX_INTERVAL_SECONDS,
     MIN_INTERVAL_SECONDS,
     Rule,
     at_least,
     between,
     file_path,
+    interval_at_most_an_hour,
     interval_seconds,
     non_empty,
     record,
@@ -32,6 +34,9 @@ DRIVERS = (*SEED_DRIVERS, "sqlite", "memory")
 the in-process ``memory`` driver."""
 
 RETRY_STRATEGIES = ("fixed", "exponential")
+
+INTERVALS = f"{MIN_INTERVAL_SECONDS} to {MAX_INTERVAL_SECONDS}"
+"""The accepted range of the loop periods, as their help texts say it: ``0.1 to 3600``."""
 
 MAX_DELAY_SECONDS = 365 * 86_400
 """The longest dispatch delay (``.delay()``), retry delay (``retry_delay``) and visibility
@@ -84,10 +89,16 @@ class RedisConfig:
         default=1.0,
         help=(
             "Seconds between checks that promote due delayed tasks and recover expired "
-            f"leases (at least {MIN_INTERVAL_SECONDS})."
+            f"leases ({INTERVALS})."
         ),
         context="worker",
-        rules=(interval_seconds(),),
+        rules=(
+            interval_seconds(),
+            interval_at_most_an_hour(
+                "a longer period leaves delayed tasks dispatched by other processes, and "
+                "the tasks of workers that died, waiting that long"
+            ),
+        ),
     )
 
 
@@ -270,12 +281,15 @@ class RabbitMQConfig:
     )
     delayed_task_interval: float = setting(
         default=1.0,
-        help=(
-            f"Seconds between checks that release due delayed tasks (at least "
-            f"{MIN_INTERVAL_SECONDS})."
-        ),
+        help=f"Seconds between checks that release due delayed tasks ({INTERVALS}).",
         context="worker",
-        rules=(interval_seconds(),),
+        rules=(
+            interval_seconds(),
+            interval_at_most_an_hour(
+                "a longer period leaves delayed tasks dispatched by other processes "
+                "waiting that long"
+            ),
+        ),
     )
 
 
@@ -303,10 +317,16 @@ class EventsConfig:
         default=10.0,
         help=(
             "Seconds between a worker's heartbeats (worker_heartbeat events, live-worker "
-            f"list; at least {MIN_INTERVAL_SECONDS})."
+            f"list; {INTERVALS})."
         ),
         context="worker",
-        rules=(interval_seconds(),),
+        rules=(
+            interval_seconds(),
+            interval_at_most_an_hour(
+                "a dead worker stays listed three periods, and brokers refuse much longer "
+                "expiries, failing every heartbeat"
+            ),
+        ),
     )
 
 

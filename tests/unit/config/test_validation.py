@@ -31,6 +31,21 @@ INTERVAL_RULE = (
     "must be at least 0.1 seconds (a shorter period keeps the worker busy with this loop alone)"
 )
 
+REDIS_LIMIT_RULE = (
+    "must be at most 3600 seconds (one hour: a longer period leaves delayed tasks dispatched "
+    "by other processes, and the tasks of workers that died, waiting that long)"
+)
+
+RABBITMQ_LIMIT_RULE = (
+    "must be at most 3600 seconds (one hour: a longer period leaves delayed tasks dispatched "
+    "by other processes waiting that long)"
+)
+
+HEARTBEAT_LIMIT_RULE = (
+    "must be at most 3600 seconds (one hour: a dead worker stays listed three periods, and "
+    "brokers refuse much longer expiries, failing every heartbeat)"
+)
+
 TABLE_RULE = (
     "must be a table name: letters, digits and underscores, optionally schema.name, "
     "at most 48 characters each"
@@ -44,6 +59,8 @@ RULES = [
     ("redis.warmup_connections", -1, "must be at least 0"),
     ("redis.delayed_task_interval", 0.0, INTERVAL_RULE),
     ("redis.delayed_task_interval", 1e-6, INTERVAL_RULE),
+    ("redis.delayed_task_interval", 3600.001, REDIS_LIMIT_RULE),
+    ("redis.delayed_task_interval", 1e9, REDIS_LIMIT_RULE),
     ("redis.url", "", "must not be empty"),
     ("redis.url", "http://localhost:6379", "must start with one of redis://, rediss://, unix://"),
     ("postgres.dsn", "mysql://u@h/db", "must start with one of postgresql://, postgres://"),
@@ -74,6 +91,9 @@ RULES = [
     ("rabbitmq.delayed_task_interval", 0.05, INTERVAL_RULE),
     ("events.heartbeat_interval", 1e-9, INTERVAL_RULE),
     ("events.heartbeat_interval", 0.0, INTERVAL_RULE),
+    ("rabbitmq.delayed_task_interval", 86_400, RABBITMQ_LIMIT_RULE),
+    ("events.heartbeat_interval", 3601, HEARTBEAT_LIMIT_RULE),
+    ("events.heartbeat_interval", 1e300, HEARTBEAT_LIMIT_RULE),
     ("sqs.endpoint_url", "ftp://h", "must start with one of http://, https://"),
     ("events.redis_url", "amqp://h", "must start with one of redis://, rediss://, unix://"),
     ("events.channel", "", "must not be empty"),
@@ -356,6 +376,43 @@ def test_an_interval_of_a_tenth_of_a_second_is_accepted(path: str) -> None:
     group, _, name = path.partition(".")
     config = resolve(nested(path, 0.1), environ={}).config
     assert getattr(getattr(config, group), name) == 0.1
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "rule"),
+    [
+        # 1e9 was accepted: delayed tasks dispatched by other processes then waited forever
+        (
+            "redis.delayed_task_interval",
+            "ASYNCTASQ_REDIS_DELAYED_TASK_INTERVAL",
+            REDIS_LIMIT_RULE,
+        ),
+        (
+            "rabbitmq.delayed_task_interval",
+            "ASYNCTASQ_RABBITMQ_DELAYED_TASK_INTERVAL",
+            RABBITMQ_LIMIT_RULE,
+        ),
+        # 1e300 was accepted; then every heartbeat failed in Redis ("value is not an
+        # integer or out of range"), and from 1e9 on in RabbitMQ (expiration too large)
+        ("events.heartbeat_interval", "ASYNCTASQ_EVENTS_HEARTBEAT_INTERVAL", HEARTBEAT_LIMIT_RULE),
+    ],
+)
+@pytest.mark.parametrize("text", ["1e9", "1e300", "3600.5"])
+def test_an_interval_longer_than_an_hour_is_refused_naming_value_and_source(
+    path: str, name: str, rule: str, text: str
+) -> None:
+    (problem,) = problems_of(env={name: text})
+    assert problem.render() == f"{path} = {text!r} (from environment variable {name}): {rule}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["events.heartbeat_interval", "redis.delayed_task_interval", "rabbitmq.delayed_task_interval"],
+)
+def test_an_interval_of_an_hour_is_accepted(path: str) -> None:
+    group, _, name = path.partition(".")
+    config = resolve(nested(path, "3600"), environ={}).config
+    assert getattr(getattr(config, group), name) == 3600.0
 
 
 def test_a_code_number_breaking_a_rule_is_shown_as_given() -> None:
