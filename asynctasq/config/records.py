@@ -154,6 +154,17 @@ class SQSConfig:
     )
 
 
+MAX_POSTGRES_POOL_SIZE = 10_000
+"""The largest PostgreSQL connection pool (``postgres.max_pool_size``).
+
+asyncpg sets up every slot of a pool when it makes it, before the first connection: a
+pool of 1,000,000 took 20 s and 1.7 GB of memory before its first query, one of 10**9
+had not made its first query after a minute (the dispatch that opened it hung). Every
+connection is a server process, and PostgreSQL allows 100 by default: a pool beyond 10,000
+cannot be filled. (MySQL's pool sets nothing up in advance, so its size has no such limit.)
+"""
+
+
 @record
 class PostgresConfig:
     """PostgreSQL driver settings (group ``postgres``). Context: dispatch and worker.
@@ -181,7 +192,18 @@ class PostgresConfig:
         default=10, help="Minimum connection pool size.", rules=(at_least(1),)
     )
     max_pool_size: int = setting(
-        default=10, help="Maximum connection pool size.", rules=(at_least(1),)
+        default=10,
+        help=f"Maximum connection pool size (at most {MAX_POSTGRES_POOL_SIZE}).",
+        rules=(
+            at_least(1),
+            Rule(
+                lambda v: v <= MAX_POSTGRES_POOL_SIZE,
+                f"must be at most {MAX_POSTGRES_POOL_SIZE} (asyncpg sets up every slot when "
+                "it makes the pool: 1000000 took 20 s and 1.7 GB before the first query, "
+                "1000000000 had not started after a minute; PostgreSQL allows 100 "
+                "connections by default)",
+            ),
+        ),
     )
     warmup_connections: int = setting(
         default=0, help="Connections opened when the driver starts.", rules=(at_least(0),)
