@@ -18,7 +18,7 @@ from asynctasq.codec import wire
 from asynctasq.errors import ProcessPoolUnavailableError, TaskNotFoundError, WorkerLostError
 from asynctasq.message import TaskMessage, decode
 from asynctasq.tasks.current import set_running
-from asynctasq.tasks.definition import PROCESS_MODES, Invocation
+from asynctasq.tasks.definition import PROCESS_MODES, Invocation, TaskDefinition
 from asynctasq.worker.errortext import MAX_LOG_ERROR_BYTES, cut, describe_error, error_text
 from asynctasq.worker.execute import execute
 from asynctasq.worker.models import bind
@@ -105,6 +105,62 @@ async def process(state: WorkerState, job: Job) -> None:
     if definition is None:
         await _unknown_task(state, job, message)
         return
+    earlier = state.executing.get(message.task_id)
+    if earlier is not None and await _settled_by_earlier_run(state, job, message, earlier):
+        return
+    mine: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    state.executing[message.task_id] = mine
+    try:
+        mine.set_result(await _run_found(state, job, message, definition, started))
+    finally:
+        if state.executing.get(message.task_id) is mine:
+            del state.executing[message.task_id]
+        if not mine.done():
+            mine.set_result(False)
+
+
+async def _settled_by_earlier_run(
+    state: WorkerState, job: Job, message: TaskMessage, earlier: asyncio.Future[bool]
+) -> bool:
+    """Wait for this worker's run of the same task; ack ``job`` unrun if that run succeeded.
+
+    The broker delivers a message again when its lease lapses, which can happen while it
+    still runs here (renewals failed: the broker was unreachable for longer than the
+    visibility timeout). Running it a second time beside the first would be a silent
+    duplicate; this delivery waits for the first run instead and, if that run succeeded,
+    is acked without running. Otherwise it runs as the next attempt.
+
+    Returns:
+        True if ``job`` was settled (acked); False if it should run.
+    """
+    logger.warning(
+        "task %s %s queue=%s: delivered again while this worker still runs it (its lease "
+        "lapsed); this delivery waits for that run",
+        message.task_id,
+        message.task_name,
+        job.delivery.queue,
+    )
+    if not await asyncio.shield(earlier):
+        return False
+    state.queue_ack(job)
+    logger.warning(
+        "task %s %s: the run still in progress here succeeded; its second delivery is "
+        "acked without running again",
+        message.task_id,
+        message.task_name,
+    )
+    return True
+
+
+async def _run_found(
+    state: WorkerState,
+    job: Job,
+    message: TaskMessage,
+    definition: TaskDefinition,
+    started: float,
+) -> bool:
+    """Execute and settle a decoded delivery of a registered task; return if it succeeded."""
+    delivery = job.delivery
     lost = retry.decide_redelivery(
         message_attempt=message.attempt,
         delivery_count=delivery.delivery_count,
@@ -121,7 +177,7 @@ async def process(state: WorkerState, job: Job) -> None:
     else:
         if lost is not None:
             await _lost(state, job, message, attempt - 1, lost.reason, invocation, definition.mode)
-            return
+            return False
         slot = asyncio.current_task()
         if definition.mode in PROCESS_MODES and slot is not None:  # it may wait for a process
             state.pool_waiting[job] = slot
@@ -141,7 +197,7 @@ async def process(state: WorkerState, job: Job) -> None:
     duration = time.monotonic() - started
     if error is None:
         succeed(state, job, attempt, duration)
-        return
+        return True
     await fail(
         state,
         job,
@@ -153,6 +209,7 @@ async def process(state: WorkerState, job: Job) -> None:
         duration,
         retryable=not isinstance(error, ProcessPoolUnavailableError),
     )
+    return False
 
 
 def _begin(state: WorkerState, job: Job, message: TaskMessage, attempt: int) -> None:

@@ -158,6 +158,8 @@ class WorkerState:
         pool_waiting: jobs waiting for a free pool process -> the slot task holding each:
             not started, so a stop request cancels that slot and releases the job.
         acks: finished jobs waiting for the next batched ack.
+        executing: task id -> resolved when this worker's run of it is settled (True if it
+            succeeded): a second delivery of a task still running here waits for it.
         busy: slots currently working on a job.
         claimed: deliveries claimed so far (for ``max_tasks``).
         fetching: False once the fetch loop has ended.
@@ -180,6 +182,7 @@ class WorkerState:
     held: set[Job] = attrs.field(factory=set)
     running: set[Job] = attrs.field(factory=set)
     pool_waiting: dict[Job, asyncio.Task[Any]] = attrs.field(factory=dict)
+    executing: dict[str, asyncio.Future[bool]] = attrs.field(factory=dict)
     acks: list[Job] = attrs.field(factory=list)
     busy: int = 0
     claimed: int = 0
