@@ -22,6 +22,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["--concurrency", "-1"], "--concurrency"),
         (["--concurrency", "abc"], "--concurrency"),
         (["--concurrency", "1.5"], "--concurrency"),
+        (["--concurrency", "10001"], "--concurrency"),
         (["--queues", ""], "--queues"),
         (["--queues", ","], "--queues"),
         (["--queues", "a,,b"], "--queues"),
@@ -43,6 +44,20 @@ def test_a_bad_flag_is_one_line_naming_it_and_exit_code_2(
     assert "Traceback" not in err
     assert err.startswith("asynctasq worker: error: ")
     assert err.count("error:") == 1, err  # one message (a config error lists each problem)
+
+
+def test_a_concurrency_too_large_to_start_is_refused_with_the_limit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 10000000 was accepted: the worker grew to 5.8 GB making its slots and did not
+    # answer SIGTERM
+    code, err = run(capsys, "--concurrency", "10000000", *TASKS, *UNREACHABLE)
+    assert (code, err) == (
+        2,
+        "asynctasq worker: error: --concurrency must be at most 10000, got '10000000' (each "
+        "slot is a coroutine made at start: 10000000 took 5.8 GB and ignored SIGTERM; for "
+        "more throughput, run more worker processes)\n",
+    )
 
 
 @pytest.mark.parametrize(
