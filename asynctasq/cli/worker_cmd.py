@@ -44,21 +44,11 @@ from asynctasq.runner import run as run_coroutine
 from asynctasq.tasks.registry import Registry, build_registry
 from asynctasq.worker.run import run_worker
 from asynctasq.worker.shutdown import timed_stop_step, unless_signalled
-from asynctasq.worker.state import WorkerStats
+from asynctasq.worker.state import MAX_CONCURRENCY, WorkerStats
 
 NAME = "worker"
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-MAX_CONCURRENCY = 10_000
-"""The largest ``--concurrency``: the most tasks one worker process has in flight.
-
-The worker makes one slot (a coroutine) per unit of concurrency when it starts: 10,000
-took 56 MB, 1,000,000 did not answer SIGTERM within 3 s, and 10,000,000 grew to 5.8 GB and
-ignored SIGTERM. Beyond 10,000 tasks in flight, broker round trips (each task is a claim,
-lease renewals and an ack through a pool of ``max_connections``) are the limit: run more
-worker processes instead.
-"""
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
