@@ -311,6 +311,7 @@ class RedisDriver(RedisInspection):
                 break
 
     def _element(self, message: Outgoing) -> bytes:
+        self.check_queues([message.queue])  # as RabbitMQ's _triple: before anything is sent
         limit = self.max_message_bytes
         if limit is not None and len(message.body) > limit:
             raise MessageTooLargeError(
@@ -324,6 +325,7 @@ class RedisDriver(RedisInspection):
 
         Raises:
             MessageTooLargeError: the body is larger than ``max_message_bytes``.
+            ConfigError: the queue's name is taken (see :meth:`check_queues`).
             DriverError: Redis failed.
 
         """
@@ -345,6 +347,7 @@ class RedisDriver(RedisInspection):
 
         Raises:
             MessageTooLargeError: a body is larger than ``max_message_bytes``.
+            ConfigError: a queue's name is taken (see :meth:`check_queues`; nothing sent).
             DriverError: Redis failed.
 
         """

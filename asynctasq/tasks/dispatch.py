@@ -68,15 +68,9 @@ def outgoing(message: TaskMessage, driver: Driver, *, delay_seconds: float = 0.0
     """Encode ``message`` for ``driver``.
 
     Raises:
-        ConfigError: the driver cannot use the message's queue name (drivers with
-            reserved names offer the optional ``check_queues(queues)``, as a worker's start
-            checks them: Redis ``*:dead`` and the like, RabbitMQ ``*_dead`` and the like).
         SerializationError: an argument cannot be encoded (the message names it).
         MessageTooLargeError: the body is larger than ``driver.max_message_bytes``.
     """
-    check_queues = getattr(driver, "check_queues", None)
-    if callable(check_queues):
-        check_queues([message.queue])
     body = encode(message)
     limit = driver.max_message_bytes
     if limit is not None and len(body) > limit:
@@ -136,7 +130,8 @@ async def dispatch(pending: PendingDispatch) -> str:
     """Enqueue ``pending`` through the current handle and return its task id.
 
     Raises:
-        ConfigError: no current handle ("call asynctasq.init() first"), or an unimportable task.
+        ConfigError: no current handle ("call asynctasq.init() first"), an unimportable task,
+            or a queue name the driver cannot use (its ``check_queues``).
         SerializationError: an argument cannot be encoded.
         MessageTooLargeError: the message is above the driver's limit.
         DriverError: the broker call failed.
