@@ -18,7 +18,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 logger = logging.getLogger("asynctasq.worker")
@@ -76,12 +76,22 @@ def signal_handlers(shutdown: Shutdown) -> Iterator[None]:
 
     Does nothing off the main thread, or where the loop cannot take signal handlers.
     """
+    with _stop_signals_call(shutdown.request):
+        yield
+
+
+@contextlib.contextmanager
+def _stop_signals_call(callback: Callable[[str], object]) -> Iterator[None]:
+    """Call ``callback(signal name)`` on SIGTERM and SIGINT while the block runs.
+
+    Does nothing off the main thread, or where the loop cannot take signal handlers.
+    """
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     if threading.current_thread() is threading.main_thread():
         for number in STOP_SIGNALS:
             try:
-                loop.add_signal_handler(number, shutdown.request, number.name)
+                loop.add_signal_handler(number, callback, number.name)
             except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
                 continue
             installed.append(number)
@@ -109,19 +119,9 @@ async def unless_signalled(step: str, coroutine: Coroutine[Any, Any, None]) -> N
         signalled.append(name)
         task.cancel()
 
-    installed: list[signal.Signals] = []
-    if threading.current_thread() is threading.main_thread():
-        for number in STOP_SIGNALS:
-            try:
-                loop.add_signal_handler(number, cancel, number.name)
-            except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
-                continue
-            installed.append(number)
-    try:
-        await task
-    except asyncio.CancelledError:
-        if not signalled:
-            raise  # cancelled from outside, not by a signal
-    finally:
-        for number in installed:
-            loop.remove_signal_handler(number)
+    with _stop_signals_call(cancel):
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not signalled:
+                raise  # cancelled from outside, not by a signal
