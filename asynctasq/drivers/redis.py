@@ -295,19 +295,16 @@ class RedisDriver(RedisInspection):
 
     async def _give_back(self) -> None:
         """Put grabbed elements and a lost claim's deliveries back, each step bounded."""
-        steps = (self._grabs.close(), self._settle_claim())
-        for step in steps:
+        for step in (self._grabs.close, self._settle_claim):
             try:
                 async with asyncio.timeout(SHUTDOWN_SECONDS):
-                    await step
-            except TimeoutError:
+                    await step()
+            except TimeoutError:  # Redis is not answering: the later steps would not either
                 logger.warning(
                     "closing: Redis did not answer within %g s; what this driver held "
                     "returns to its queues when its leases lapse",
                     SHUTDOWN_SECONDS,
                 )
-                for rest in steps:
-                    rest.close()  # never awaited: Redis is not answering
                 break
 
     def _element(self, message: Outgoing) -> bytes:

@@ -43,10 +43,6 @@ GRABS_KEY = "asynctasq:grabs"
 WORKERS_KEY = "asynctasq:workers"
 """The hash of live workers: worker id -> ``<heartbeat_ms>:<ttl_ms>:<JSON WorkerInfo>``."""
 
-SUFFIXES = (":processing", ":delayed", ":dead", ":completed")
-"""Key suffixes after ``queue:{name}`` (the ready list has none)."""
-
-
 _SUFFIX_CONTENTS = {
     ":processing": "in-flight tasks",
     ":delayed": "delayed tasks",
@@ -54,6 +50,9 @@ _SUFFIX_CONTENTS = {
     ":completed": "completed tasks",
 }
 """What the driver keeps under each of :data:`SUFFIXES`, for the refusal message."""
+
+SUFFIXES = tuple(_SUFFIX_CONTENTS)
+"""Key suffixes after ``queue:{name}`` (the ready list has none)."""
 
 
 def queue_name_problem(queue: str) -> str | None:

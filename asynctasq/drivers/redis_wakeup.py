@@ -108,9 +108,9 @@ class ReadyWatch:
         """Stop using ``grab`` after a wait on it failed.
 
         The failed ``BLMOVE`` may have moved an element there whose reply never came. Its
-        registration is no longer
-        renewed, so once it lapses ``MAINTAIN`` returns anything left in it to the queue
-        (counted as a delivery); meanwhile elements landed from it are adopted from it.
+        registration is no longer renewed, so once it lapses ``MAINTAIN`` returns anything
+        left in it to the queue (counted as a delivery); meanwhile elements landed from it
+        are adopted from it.
         """
         self._generations[key] = self._generations.get(key, 0) + 1
         self._registered_until.pop(grab, None)
